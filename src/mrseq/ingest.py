@@ -1,0 +1,123 @@
+"""DICOM tree -> one compact volume file per series/b-value + series.csv."""
+
+from __future__ import annotations
+
+import logging
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from mrseq.dicom import VolumeGroup, Volume, load_volume, plane_of, scan
+from mrseq.sequences import header_hint
+
+log = logging.getLogger(__name__)
+
+SERIES_COLUMNS = [
+    "volume_id", "patient_id", "study_uid", "series_uid", "series_number",
+    "series_description", "manufacturer", "field_strength", "b_value", "b_value_tag",
+    "image_type", "plane", "shape", "spacing", "header_hint", "hint_reason", "warnings", "file",
+]  # fmt: skip
+
+
+@dataclass
+class IngestSummary:
+    series: int
+    volumes: int
+    rejected: dict[str, str]  # volume id -> why
+    skipped: dict[str, str]  # file -> why
+    ignored: int
+
+    def line(self) -> str:
+        return (
+            f"{self.series} series read, {self.volumes} volumes written, "
+            f"{len(self.rejected)} volumes rejected, {len(self.skipped)} files skipped, "
+            f"{self.ignored} non-DICOM files ignored"
+        )
+
+
+def save_volume(path: str | os.PathLike, array: np.ndarray, affine: np.ndarray) -> None:
+    """Keep integers as integers (compact); rescaled values become float32."""
+    if np.all(np.mod(array, 1) == 0) and array.min() >= -32768 and array.max() <= 32767:
+        array = array.astype(np.int16)
+    else:
+        array = array.astype(np.float32)
+    np.savez(path, array=array, affine=affine.astype(np.float64))
+
+
+def load_saved_volume(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    with np.load(path) as data:
+        return data["array"].astype(np.float32), data["affine"]
+
+
+def describe(volume: Volume) -> dict:
+    """The series.csv row of a loaded volume (without its file)."""
+    group, ds = volume.group, volume.group.first
+    hint = header_hint(ds, group.b_value)
+    return {
+        "volume_id": group.volume_id,
+        "patient_id": str(ds.get("PatientID", "")),
+        "study_uid": str(ds.get("StudyInstanceUID", "")),
+        "series_uid": group.instances[0].series_uid,
+        "series_number": ds.get("SeriesNumber", ""),
+        "series_description": str(ds.get("SeriesDescription", "")),
+        "manufacturer": str(ds.get("Manufacturer", "")),
+        "field_strength": ds.get("MagneticFieldStrength", ""),
+        "b_value": "" if group.b_value is None else f"{group.b_value:g}",
+        "b_value_tag": group.instances[0].b_tag,
+        "image_type": "\\".join(group.instances[0].image_type),
+        "plane": plane_of(group.instances[0].orientation),
+        "shape": "x".join(str(s) for s in volume.array.shape),
+        "spacing": "x".join(f"{s:.3f}" for s in volume.spacing),
+        "header_hint": hint.label,
+        "hint_reason": hint.reason,
+        "warnings": "; ".join(volume.warnings),
+    }
+
+
+def _ingest_one(args: tuple[VolumeGroup, str]) -> dict | str:
+    group, out_dir = args
+    try:
+        volume = load_volume(group)
+    except Exception as exc:  # one bad series never stops the rest
+        return f"{type(exc).__name__}: {exc}"
+    name = f"{group.volume_id}.npz"
+    save_volume(Path(out_dir) / "volumes" / name, volume.array, volume.affine)
+    return {**describe(volume), "file": f"volumes/{name}"}
+
+
+def ingest(
+    dicom_dir: str | os.PathLike, out_dir: str | os.PathLike, workers: int = 1, progress: bool = True
+) -> tuple[pd.DataFrame, IngestSummary]:
+    """Scan, check and convert a DICOM tree; write volumes and series.csv under out_dir."""
+    out = Path(out_dir)
+    (out / "volumes").mkdir(parents=True, exist_ok=True)
+    result = scan([dicom_dir], workers=workers, progress=progress)
+    rejected = {g.volume_id: g.error for g in result.groups if g.error}
+    good = [g for g in result.groups if not g.error]
+    rows = []
+    for group, row in zip(good, _map(good, str(out), workers, progress), strict=True):
+        if isinstance(row, str):
+            rejected[group.volume_id] = row
+        else:
+            rows.append(row)
+    for volume_id, why in rejected.items():
+        log.warning("volume %s rejected: %s", volume_id, why)
+    table = pd.DataFrame(rows, columns=SERIES_COLUMNS)
+    table.to_csv(out / "series.csv", index=False)
+    series = len({g.instances[0].series_uid for g in result.groups})
+    summary = IngestSummary(series, len(rows), rejected, result.skipped, result.ignored)
+    return table, summary
+
+
+def _map(groups: list[VolumeGroup], out_dir: str, workers: int, progress: bool):
+    jobs = [(g, out_dir) for g in groups]
+    bar = dict(total=len(jobs), desc="volumes", unit="vol", disable=not progress)
+    if workers > 1 and len(jobs) >= 4:
+        with ProcessPoolExecutor(workers) as pool:
+            return list(tqdm(pool.map(_ingest_one, jobs), **bar))
+    return [_ingest_one(j) for j in tqdm(jobs, **bar)]

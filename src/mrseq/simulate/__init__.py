@@ -1,0 +1,166 @@
+"""Physics-based prostate mpMRI simulator: the embedded default dataset.
+
+`simulate_cohort` writes OUT/<patient>/<study>/<series>/*.dcm and OUT/labels.csv. Each patient
+is simulated from its own seed (seed, index), so a cohort is the same whatever the number of
+worker processes, and a larger cohort extends a smaller one.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from pydicom.uid import generate_uid
+from tqdm import tqdm
+
+from mrseq.dicom_write import SeriesToWrite, write_series
+from mrseq.sequences import label_for_b_value
+from mrseq.simulate import headers
+from mrseq.simulate.anatomy import make_patient
+from mrseq.simulate.physics import Tissues
+from mrseq.simulate.protocol import B_STYLE, SeriesPlan, StudyPlan, plan_study
+from mrseq.simulate.render import render_dwi, render_t2
+
+LABEL_COLUMNS = [
+    "patient_id", "study_uid", "series_uid", "b_value", "label", "vendor", "field_strength",
+    "plane", "series_description", "fs_method", "calculated", "private_stripped",
+    "matrix", "n_slices", "prostate_volume_ml",
+]  # fmt: skip
+
+
+class _Writer:
+    """Writes one study's series; hands out deterministic UIDs and collects label rows."""
+
+    def __init__(self, out: Path, rng, study: StudyPlan, patient_id: str, seed: int, volume: float):
+        self.out, self.rng, self.study, self.patient_id = out, rng, study, patient_id
+        self.entropy = [str(seed), patient_id]
+        self.study_tags = {
+            "PatientID": patient_id,
+            "PatientName": f"SIM^{patient_id}",
+            "PatientSex": "M",
+            "StudyInstanceUID": self.uid("study"),
+            "FrameOfReferenceUID": self.uid("frame"),
+            "StudyDate": "20260101",
+            "StudyDescription": "MR PROSTATE MPMRI",
+        }
+        self.number, self.rows, self.volume = 1, [], volume
+
+    def uid(self, *parts) -> str:
+        return generate_uid(entropy_srcs=[*self.entropy, *map(str, parts)])
+
+    def write(self, plan: SeriesPlan, kind: str, stacks: list[np.ndarray], b_values: list,
+              labels: list[str], slope: float, b_style: str | None) -> None:  # fmt: skip
+        vendor = self.study.vendor
+        uid = self.uid("series", self.number)
+        text = headers.b_text([b for b in b_values if b is not None])
+        desc = headers.description(self.rng, vendor, kind, plan.grid.plane, plan.fs, text)
+        tags = headers.series_tags(self.rng, self.study_tags, vendor, self.study.field, kind,
+                                   plan.fs, plan.tr, plan.te)  # fmt: skip
+        tags.update(SeriesInstanceUID=uid, SeriesNumber=self.number, SeriesDescription=desc)
+        folder = self.out / self.patient_id / self.study_tags["StudyInstanceUID"] / uid
+        series = SeriesToWrite(stacks, plan.grid.geometry(), tags, b_values, b_style, slope)
+        write_series(folder, series)
+        for b, label in zip(b_values, labels, strict=True):
+            self.rows.append(self._row(plan, uid, b, label, desc, kind, b_style))
+        self.number += 1
+
+    def _row(self, plan, uid, b, label, desc, kind, b_style) -> dict:
+        return {
+            "patient_id": self.patient_id, "study_uid": self.study_tags["StudyInstanceUID"],
+            "series_uid": uid, "b_value": "" if b is None else f"{b:g}", "label": label,
+            "vendor": self.study.vendor, "field_strength": self.study.field,
+            "plane": plan.grid.plane, "series_description": desc, "fs_method": plan.fs or "",
+            "calculated": kind == "calc", "private_stripped": b is not None and b_style is None,
+            "matrix": plan.grid.recon, "n_slices": plan.grid.n_slices,
+            "prostate_volume_ml": round(self.volume, 1),
+        }  # fmt: skip
+
+
+def _stored(rng, image: np.ndarray, vendor: str) -> tuple[np.ndarray, float]:
+    target, slope = headers.magnitude_scale(rng, vendor)
+    scale = target / max(float(np.percentile(image, 99.9)), 1e-6)
+    return np.clip(np.round(image * scale / slope), 0, 65535), slope
+
+
+def _write_t2(w: _Writer, plan: SeriesPlan, image: np.ndarray) -> None:
+    stored, slope = _stored(w.rng, image, w.study.vendor)
+    label = "T2WI_fs" if plan.fs else "T2WI_nan"
+    w.write(plan, "t2", [stored], [None], [label], slope, None)
+
+
+def _write_dwi(w: _Writer, plan: SeriesPlan, result: dict) -> None:
+    vendor, images = w.study.vendor, result["images"]
+    style = B_STYLE[vendor]
+    exported = [b for b in plan.acquired_b if b in plan.export_b]
+    if exported:
+        target, slope = headers.magnitude_scale(w.rng, vendor)  # one scale for the whole series
+        top = max(float(np.percentile(images[b], 99.9)) for b in exported)
+        stacks = [np.clip(np.round(images[b] * target / top / slope), 0, 65535) for b in exported]
+        labels = [label_for_b_value(b) for b in exported]
+        if plan.interleave:
+            w.write(plan, "dwi", stacks, exported, labels, slope, style)
+        else:  # de-identification may strip private tags; only single-b series lose them
+            strip = w.study.strip_private and style != "standard"
+            for stack, b, label in zip(stacks, exported, labels, strict=True):
+                w.write(plan, "dwi", [stack], [b], [label], slope, None if strip else style)
+    if plan.calc_b is not None:
+        stored, slope = _stored(w.rng, result["calc"], vendor)
+        w.write(plan, "calc", [stored], [plan.calc_b], ["DWI_High"], slope, style)
+    if plan.adc:
+        w.write(plan, "adc", [_adc_stored(result, vendor)], [None], ["ADC"],
+                headers.adc_storage(vendor)[0], None)  # fmt: skip
+
+
+def _adc_stored(result: dict, vendor: str) -> np.ndarray:
+    """ADC in 1e-6 mm2/s integers; some vendors zero the background, others leave it noisy."""
+    adc = np.clip(result["adc"] * 1e6, 0, 4095)
+    _, zero_background = headers.adc_storage(vendor)
+    if zero_background:
+        s0 = result["s0"]
+        adc[s0 < 0.08 * np.percentile(s0, 99)] = 0
+    return np.round(adc)
+
+
+def simulate_patient(args: tuple[str, int, int, float]) -> list[dict]:
+    """Simulate and write one patient's study; returns its label rows."""
+    out, seed, index, scale = args
+    rng = np.random.default_rng([seed, index])
+    patient_id = f"SIM{seed:03d}-{index:05d}"
+    study = plan_study(rng, scale)
+    anatomy = make_patient(rng)
+    tissues = Tissues(rng, study.field)
+    writer = _Writer(Path(out), rng, study, patient_id, seed, anatomy.prostate_volume_ml)
+    for plan in study.series:
+        if plan.kind == "t2":
+            _write_t2(writer, plan, render_t2(rng, study, anatomy, tissues, plan))
+        else:
+            _write_dwi(writer, plan, render_dwi(rng, study, anatomy, tissues, plan))
+    return writer.rows
+
+
+def simulate_cohort(
+    out_dir: str | os.PathLike,
+    n_patients: int = 60,
+    seed: int = 0,
+    workers: int = 1,
+    resolution_scale: float = 1.0,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Write a cohort and its labels.csv; returns the labels table."""
+    if n_patients < 1:
+        raise ValueError("need at least one patient")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    jobs = [(str(out), seed, i, resolution_scale) for i in range(n_patients)]
+    bar = dict(total=n_patients, desc="patients", unit="pt", disable=not progress)
+    if workers > 1 and n_patients > 1:
+        with ProcessPoolExecutor(min(workers, n_patients)) as pool:
+            results = list(tqdm(pool.map(simulate_patient, jobs), **bar))
+    else:
+        results = [simulate_patient(j) for j in tqdm(jobs, **bar)]
+    labels = pd.DataFrame([row for rows in results for row in rows], columns=LABEL_COLUMNS)
+    labels.to_csv(out / "labels.csv", index=False)
+    return labels

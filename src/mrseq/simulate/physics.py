@@ -1,0 +1,161 @@
+"""MR signal physics: tissue parameters, signal equations, noise, bias and artefacts.
+
+Signals are computed per tissue and mixed by the tissue fractions of each voxel, which is what
+partial volume physically is. Times in ms, ADC in 1e-6 mm2/s, b in s/mm2.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mrseq.simulate.anatomy import TISSUES
+
+# name: (PD, T1 range at 3T, T2 range, ADC range, fat fraction) -- literature values.
+TISSUE_TABLE = {
+    "air": (0.0, (1000, 1000), (1, 1), (0, 0), 0.0),
+    "fat": (0.95, (370, 390), (70, 130), (0, 100), 0.95),
+    "muscle": (0.75, (900, 1400), (30, 45), (1300, 1500), 0.03),
+    "cortex": (0.05, (900, 1100), (1, 3), (0, 200), 0.0),
+    "marrow": (0.85, (450, 590), (50, 110), (300, 500), 0.7),
+    "urine": (1.0, (2800, 3200), (800, 1200), (2800, 3000), 0.0),
+    "rectal_wall": (0.8, (1250, 1350), (55, 65), (1100, 1300), 0.0),
+    "gas": (0.0, (1000, 1000), (1, 1), (0, 0), 0.0),
+    "stool": (0.55, (600, 1200), (40, 120), (300, 900), 0.1),
+    "pz": (0.9, (1550, 1650), (100, 150), (1600, 1700), 0.0),
+    "tz": (0.85, (1450, 1550), (75, 125), (1300, 1450), 0.0),
+    "lesion": (0.85, (1350, 1450), (70, 100), (800, 1100), 0.0),
+    "haemorrhage": (0.8, (400, 700), (30, 60), (700, 900), 0.0),
+    "sv_fluid": (1.0, (2300, 2700), (250, 500), (2300, 2700), 0.0),
+    "venous": (0.9, (1650, 1750), (150, 250), (2000, 2400), 0.0),
+    "vessel": (0.9, (1850, 1950), (15, 25), (3500, 5000), 0.0),  # flow void on TSE and DWI
+}
+FAT_T1_3T, FAT_T2 = 380.0, (70.0, 130.0)
+
+
+class Tissues:
+    """Per-patient draws of every tissue's parameters at one field strength."""
+
+    def __init__(self, rng: np.random.Generator, field: float):
+        rows = [TISSUE_TABLE[name] for name in TISSUES]
+        t1_scale = 0.8 if field < 2 else 1.0  # T1 ~20 % shorter at 1.5 T
+        self.pd = np.array([r[0] for r in rows])
+        self.t1 = np.array([rng.uniform(*r[1]) for r in rows]) * t1_scale
+        self.t2 = np.array([rng.uniform(*r[2]) for r in rows]) * (1.05 if field < 2 else 1.0)
+        self.adc = np.array([rng.uniform(*r[3]) for r in rows]) * 1e-6
+        self.ff = np.array([r[4] for r in rows])
+        self.fat_t1 = FAT_T1_3T * t1_scale
+        self.fat_t2 = rng.uniform(*FAT_T2)
+        self.perfusion = rng.uniform(0.03, 0.12)  # IVIM fraction, visible at low b only
+
+
+def _recovery(tr: float, t1: np.ndarray) -> np.ndarray:
+    return 1.0 - np.exp(-tr / t1)
+
+
+def spin_echo(tis: Tissues, tr: float, te: float) -> tuple[np.ndarray, np.ndarray]:
+    """(water, fat) signal per tissue for a (turbo) spin echo."""
+    water = tis.pd * (1 - tis.ff) * _recovery(tr, tis.t1) * np.exp(-te / tis.t2)
+    fat = tis.pd * tis.ff * _recovery(tr, tis.fat_t1) * np.exp(-te / tis.fat_t2)
+    return water, fat
+
+
+def stir(tis: Tissues, tr: float, te: float, ti: float) -> np.ndarray:
+    """Magnitude inversion recovery: fat is nulled when TI = T1_fat ln 2."""
+
+    def ir(t1):
+        return np.abs(1 - 2 * np.exp(-ti / t1) + np.exp(-tr / t1))
+
+    water = tis.pd * (1 - tis.ff) * ir(tis.t1) * np.exp(-te / tis.t2)
+    fat = tis.pd * tis.ff * ir(tis.fat_t1) * np.exp(-te / tis.fat_t2)
+    return water + fat
+
+
+def diffusion(tis: Tissues, s0_water: np.ndarray, b: float) -> np.ndarray:
+    """Bi-exponential (IVIM) decay; the perfusion part is gone by b ~ 200."""
+    fast = np.exp(-b * 15e-3)
+    f = tis.perfusion * (tis.pd > 0)
+    return s0_water * ((1 - f) * np.exp(-b * tis.adc) + f * fast)
+
+
+# ------------------------------------------------------------------ fields on the image grid
+
+
+def smooth_field(rng: np.random.Generator, shape: tuple[int, ...], waves: int, amp: float):
+    """A smooth random field ~N(0, amp) over a grid, from a few low-frequency cosines."""
+    grids = np.meshgrid(*[np.linspace(-1, 1, n, dtype=np.float32) for n in shape], indexing="ij")
+    out = np.zeros(shape, dtype=np.float32)
+    for _ in range(waves):
+        k = rng.normal(0, 1.5, len(shape))
+        out += np.cos(sum(ki * g for ki, g in zip(k, grids, strict=True)) + rng.uniform(0, 6.3))
+    return out * amp / np.sqrt(waves / 2)
+
+
+def bias_field(rng, shape, field: float, endorectal: np.ndarray | None) -> np.ndarray:
+    """Coil sensitivity x 3 T dielectric shading x optional endorectal-coil hot spot."""
+    bias = np.exp(smooth_field(rng, shape, 4, 0.2))
+    grids = np.meshgrid(*[np.linspace(-1, 1, n, dtype=np.float32) for n in shape], indexing="ij")
+    if field > 2:
+        centre = rng.uniform(-0.3, 0.3, len(shape))
+        r2 = sum((g - c) ** 2 for g, c in zip(grids, centre, strict=True))
+        bias *= 1 - rng.uniform(0.05, 0.3) * np.exp(-r2 / 0.15)
+    if endorectal is not None:
+        bias *= 1 + rng.uniform(1, 4) * np.exp(-endorectal / 15.0)
+    return bias
+
+
+# ------------------------------------------------------------------ acquisition artefacts
+
+
+def epi_distortion(image: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """Shift along the phase-encode axis (1) by `shift` pixels with pile-up (intensity x Jacobian)."""
+    n = image.shape[1]
+    j = np.arange(n, dtype=np.float32)
+    out = np.empty_like(image)
+    for i in range(image.shape[0]):
+        for k in range(image.shape[2]):
+            src = np.clip(j - shift[i, :, k], 0, n - 1)
+            jac = np.clip(1 - np.gradient(shift[i, :, k]), 0.2, 4.0)
+            out[i, :, k] = np.interp(src, j, image[i, :, k]) * jac
+    return out
+
+
+def nyquist_ghost(image: np.ndarray, level: float) -> np.ndarray:
+    return image + level * np.roll(image, image.shape[1] // 2, axis=1)
+
+
+def motion_phase(rng, lines: int, severity: float) -> np.ndarray | None:
+    """Phase errors on some phase-encode lines (ghosts along the phase direction), or None."""
+    if severity <= 0:
+        return None
+    hit = rng.random(lines) < severity
+    return np.where(hit, np.exp(1j * rng.normal(0, 0.6, lines)), 1.0).astype(np.complex64)
+
+
+def reconstruct(image: np.ndarray, recon: int, window: float, phase: np.ndarray | None):
+    """Acquired complex image -> k-space -> filter, motion, zero-fill to the recon matrix.
+
+    Truncating k-space at the acquired matrix gives Gibbs ringing at sharp edges; zero filling
+    interpolates as scanners do (and correlates the noise, as on scanners). Returns magnitude.
+    """
+    k = np.fft.fftshift(np.fft.fft2(image, axes=(0, 1)), axes=(0, 1))
+    n = image.shape[0]
+    if window > 0:  # vendor apodisation: blend of no filter and a full Hann window
+        hann = 0.5 * (1 - np.cos(2 * np.pi * (np.arange(n) + 0.5) / n))
+        k *= ((1 - window) + window * np.outer(hann, hann))[:, :, None]
+    if phase is not None:
+        k *= phase[None, :, None]
+    padded = np.zeros((recon, recon, image.shape[2]), dtype=np.complex64)
+    o = (recon - n) // 2
+    padded[o : o + n, o : o + n] = k
+    out = np.fft.ifft2(np.fft.ifftshift(padded, axes=(0, 1)), axes=(0, 1))
+    return np.abs(out).astype(np.float32) * (recon / n) ** 2
+
+
+def fit_adc(images: list[np.ndarray], b_values: list[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Log-linear least squares over b: returns (S0, ADC in mm2/s) per voxel."""
+    b = np.asarray(b_values, dtype=np.float32)
+    logs = np.stack([np.log(np.maximum(im, 1e-3)) for im in images], axis=-1)
+    b_mean = b.mean()
+    slope = ((logs - logs.mean(-1, keepdims=True)) * (b - b_mean)).sum(-1) / ((b - b_mean) ** 2).sum()
+    intercept = logs.mean(-1) - slope * b_mean
+    return np.exp(intercept), np.clip(-slope, 0, 5e-3)
