@@ -187,10 +187,31 @@ def split_series(instances: list[Instance]) -> list[VolumeGroup]:
     groups = []
     for key in sorted(parts, key=lambda k: (k[0] is None, k[0] or 0, k[1])):
         suffix = _volume_suffix(key, parts)
-        group = VolumeGroup(volume_id=uid + suffix, instances=parts[key])
-        check_group(group)
-        groups.append(group)
+        for group in _split_repeats(VolumeGroup(volume_id=uid + suffix, instances=parts[key])):
+            check_group(group)
+            groups.append(group)
     return groups
+
+
+def _split_repeats(group: VolumeGroup) -> list[VolumeGroup]:
+    """A series with no b-value tag we know but every position repeated m times (b-values in an
+    unknown tag): m volumes in acquisition order, with a warning, rather than none."""
+    insts = group.instances
+    if group.b_value is not None or any(i.position is None or i.orientation is None for i in insts):
+        return [group]
+    keys = [tuple(np.round(i.position, 2)) for i in insts]
+    counts = Counter(keys)
+    m = min(counts.values())
+    if m < 2 or any(c != m for c in counts.values()):
+        return [group]
+    order = sorted(range(len(insts)), key=lambda n: int(insts[n].ds.get("InstanceNumber", n) or n))
+    seen: Counter = Counter()
+    parts: list[list[Instance]] = [[] for _ in range(m)]
+    for n in order:
+        parts[seen[keys[n]]].append(insts[n])
+        seen[keys[n]] += 1
+    note = f"every slice position repeated {m} times and no known b-value tag: split by order"
+    return [VolumeGroup(f"{group.volume_id}_part{r + 1}", part, [note]) for r, part in enumerate(parts)]
 
 
 def _volume_suffix(key: tuple, parts: dict) -> str:

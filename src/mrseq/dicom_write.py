@@ -43,6 +43,12 @@ class SeriesToWrite:
     b_style: str | None = None  # "standard", "siemens", "ge", "philips" or None (no tag)
     slope: float = 1.0
     intercept: float = 0.0
+    deterministic: bool = True  # SOP Instance UIDs derived from the series UID
+
+    def sop_uid(self, k: int, b) -> str:
+        if not self.deterministic:
+            return generate_uid()
+        return generate_uid(entropy_srcs=[str(self.tags["SeriesInstanceUID"]), str(k), str(b)])
 
 
 def _set_b_value(ds: Dataset, b: float, style: str) -> None:
@@ -107,7 +113,7 @@ def write_series(folder: str | os.PathLike, series: SeriesToWrite, start_number:
     number = start_number
     for k in range(n_slices):
         for stack, b in zip(series.stacks, series.b_values, strict=True):
-            sop_uid = generate_uid()
+            sop_uid = series.sop_uid(k, b)
             ds = _base_dataset(series, sop_uid)
             ds.InstanceNumber = number
             ds.RescaleSlope = f"{series.slope:g}"

@@ -67,7 +67,7 @@ def describe(volume: Volume) -> dict:
         "series_description": str(ds.get("SeriesDescription", "")),
         "manufacturer": str(ds.get("Manufacturer", "")),
         "field_strength": ds.get("MagneticFieldStrength", ""),
-        "b_value": "" if group.b_value is None else f"{group.b_value:g}",
+        "b_value": group.b_value,
         "b_value_tag": group.instances[0].b_tag,
         "image_type": "\\".join(group.instances[0].image_type),
         "plane": plane_of(group.instances[0].orientation),

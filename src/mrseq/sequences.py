@@ -31,7 +31,7 @@ _FS_WORDS = re.compile(
     r"water)(?![a-z])",
     re.IGNORECASE,
 )
-_ADC_WORDS = re.compile(r"(?<![a-z])(adc|d?adc_?map|apparent diffusion)(?![a-z])", re.I)
+_ADC_WORDS = re.compile(r"(?<![a-z])(d?adc(_?map)?|apparent diffusion)(?![a-z])", re.I)
 _EADC_WORDS = re.compile(r"(?<![a-z])(eadc|exp(onential)?[ _-]?adc)(?![a-z])", re.I)
 _DWI_WORDS = re.compile(r"(?<![a-z])(dwi|diff\w*|ep2d|b\d{2,4}|trace)(?![a-z])", re.I)
 _T2_WORDS = re.compile(r"(?<![a-z])(t2\w*|tse|frfse|fse|haste|space|cube)(?![a-z])", re.I)

@@ -1,0 +1,42 @@
+# Every target creates the project virtualenv (.venv/) first if it is missing or stale.
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export DVC_NO_ANALYTICS := 1
+export WANDB_MODE ?= offline
+export RAY_USAGE_STATS_ENABLED := 0
+
+.PHONY: help venv run test test-unit lint bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(BIN)/python || python3 -m venv $(VENV)
+	# torch first, on its own: the CPU wheel on this disk (plain `torch` pulls a CUDA build).
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -c requirements.lock -e ".[dev]"
+	touch $@
+
+venv: $(STAMP) ## create/refresh .venv from requirements.lock
+
+run: $(STAMP) ## main job: the whole DVC pipeline on the embedded simulated cohort
+	$(BIN)/dvc repro
+
+test: $(STAMP) ## all tests: fast unit tests and the marked integration tests
+	$(BIN)/pytest
+
+test-unit: $(STAMP) ## fast unit tests only
+	$(BIN)/pytest -m "not integration"
+
+lint: $(STAMP) ## ruff lint and format check
+	$(BIN)/ruff check src tests pipelines bench serve
+	$(BIN)/ruff format --check src tests pipelines bench serve
+
+bench: $(STAMP) ## benchmarks (print ratios against a baseline measured in the same run)
+	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/train_step.py
+
+clean: ## remove pipeline outputs (keeps .venv and the DVC cache)
+	rm -rf data metrics plots reports models/*.pt models/*.ts models/*.json

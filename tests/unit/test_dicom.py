@@ -1,0 +1,159 @@
+import os
+import random
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import AXIAL, SAGITTAL, make_series
+from mrseq.dicom import load_volume, scan
+from mrseq.ingest import ingest, load_saved_volume
+
+
+def only_group(folder):
+    result = scan([folder])
+    assert len(result.groups) == 1, result.groups
+    return result.groups[0]
+
+
+def test_round_trip_pixels_affine_and_rescale(series_factory):
+    paths, (stack,), _ = series_factory(slope=2.5, intercept=-100)
+    volume = load_volume(only_group(os.path.dirname(paths[0])))
+    np.testing.assert_allclose(volume.array, stack * 2.5 - 100)
+    np.testing.assert_allclose(volume.spacing, (0.7, 0.8, 3.0), atol=1e-4)
+    # RAS affine: voxel (0,0,0) at LPS (-20,-30,10) -> RAS (20,30,10); x and y axes flipped.
+    np.testing.assert_allclose(volume.affine[:3, 3], [20, 30, 10], atol=1e-3)
+    np.testing.assert_allclose(np.diag(volume.affine)[:3], [-0.7, -0.8, 3.0], atol=1e-4)
+
+
+def test_slice_order_comes_from_positions_not_file_names(series_factory, tmp_path):
+    paths, (stack,), _ = series_factory()
+    shuffled = tmp_path / "shuffled"
+    shuffled.mkdir()
+    names = [f"{n:04d}" for n in range(len(paths))]  # no .dcm, names unrelated to order
+    random.Random(3).shuffle(names)
+    for path, name in zip(paths, names, strict=True):
+        shutil.copy(path, shuffled / name)
+    volume = load_volume(only_group(shuffled))
+    np.testing.assert_array_equal(volume.array, stack)
+
+
+def test_sagittal_plane_is_reported(series_factory):
+    paths, _, _ = series_factory(orientation=SAGITTAL)
+    from mrseq.dicom import plane_of
+
+    group = only_group(os.path.dirname(paths[0]))
+    assert plane_of(group.instances[0].orientation) == "sagittal"
+
+
+@pytest.mark.parametrize("style", ["standard", "siemens", "ge", "philips"])
+def test_multi_b_series_splits_into_one_volume_per_b(series_factory, style):
+    paths, stacks, _ = series_factory(b_values=(50, 400, 800), b_style=style)
+    groups = scan([os.path.dirname(paths[0])]).groups
+    assert [g.b_value for g in groups] == [50, 400, 800]
+    for group, stack in zip(groups, stacks, strict=True):
+        assert not group.error
+        np.testing.assert_array_equal(load_volume(group).array, stack)
+
+
+def test_unknown_b_tag_repeats_split_by_order_with_warning(series_factory):
+    paths, stacks, _ = series_factory(b_values=(0, 800), b_style=None)
+    groups = scan([os.path.dirname(paths[0])]).groups
+    assert len(groups) == 2 and all("split by order" in g.warnings[0] for g in groups)
+    np.testing.assert_array_equal(load_volume(groups[1]).array, stacks[1])
+
+
+def test_truncated_and_non_dicom_files_are_skipped_by_name(series_factory, tmp_path):
+    paths, _, _ = series_factory()
+    folder = os.path.dirname(paths[0])
+    with open(paths[0], "rb") as f:
+        data = f.read()
+    with open(os.path.join(folder, "broken.dcm"), "wb") as f:
+        f.write(data[: len(data) // 3])
+    with open(os.path.join(folder, "notes.bin"), "wb") as f:
+        f.write(b"hello, not a DICOM file")
+    result = scan([folder])
+    assert result.skipped[os.path.join(folder, "notes.bin")] == "not a DICOM file"
+    assert "broken.dcm" in " ".join(result.skipped)
+    assert len(result.groups) == 1 and not result.groups[0].error
+
+
+def test_empty_folder_gives_no_groups(tmp_path):
+    assert scan([tmp_path]).groups == []
+
+
+def test_missing_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        scan([tmp_path / "nope"])
+
+
+def test_ct_series_is_rejected(series_factory):
+    paths, _, _ = series_factory(Modality="CT")
+    group = only_group(os.path.dirname(paths[0]))
+    assert "CT" in group.error
+
+
+def test_two_orientations_in_one_series_are_rejected(tmp_path):
+    uid = "1.2.3.4"
+    make_series(tmp_path / "a", orientation=AXIAL, SeriesInstanceUID=uid)
+    make_series(tmp_path / "b", orientation=SAGITTAL, SeriesInstanceUID=uid)
+    group = only_group(tmp_path)
+    assert "orientations" in group.error
+
+
+def test_missing_position_is_rejected_naming_the_file(series_factory):
+    import pydicom
+
+    paths, _, _ = series_factory()
+    ds = pydicom.dcmread(paths[2])
+    del ds.ImagePositionPatient
+    ds.save_as(paths[2])
+    group = only_group(os.path.dirname(paths[0]))
+    assert "ImagePositionPatient" in group.error and paths[2] in group.error
+
+
+def test_missing_slice_is_warned(series_factory):
+    paths, _, _ = series_factory()
+    os.remove(paths[3])
+    group = only_group(os.path.dirname(paths[0]))
+    assert not group.error and "missing slices" in group.warnings[0]
+
+
+def test_mismatched_rows_columns_dropped_with_warning(tmp_path):
+    uid = "1.2.3.5"
+    rng = np.random.default_rng(0)
+    make_series(tmp_path / "a", stacks=[rng.integers(0, 9, (12, 10, 6))], SeriesInstanceUID=uid)
+    odd, _, _ = make_series(tmp_path / "b", stacks=[rng.integers(0, 9, (8, 8, 6))],
+                            SeriesInstanceUID=uid)  # fmt: skip
+    for p in odd[1:]:
+        os.remove(p)
+    group = only_group(tmp_path)
+    assert "Rows/Columns" in group.warnings[0] and len(group.instances) == 6
+
+
+def test_ingest_mixed_folder_keeps_the_good_and_reports_the_bad(tmp_path):
+    root = tmp_path / "study"
+    make_series(root / "t2", SeriesDescription="t2_tse_tra")
+    make_series(root / "dwi", b_values=(50, 800), b_style="siemens", SeriesDescription="ep2d_diff")
+    make_series(root / "ct", Modality="CT")
+    (root / "junk").mkdir()
+    (root / "junk" / "corrupt.dcm").write_bytes(b"\x00" * 200)
+    table, summary = ingest(root, tmp_path / "out", workers=1, progress=False)
+    assert summary.volumes == 3 and len(table) == 3
+    assert sorted(table.b_value.dropna()) == [50, 800] and table.b_value.isna().sum() == 1
+    assert len(summary.rejected) == 1 and "CT" in next(iter(summary.rejected.values()))
+    assert any("corrupt.dcm" in p for p in summary.skipped)
+    array, affine = load_saved_volume(tmp_path / "out" / table.file.iloc[0])
+    assert array.ndim == 3 and affine.shape == (4, 4)
+    assert set(table.header_hint) == {"T2WI_nan", "DWI_Low", "DWI_High"}
+
+
+def test_cli_ingest_help_and_run(tmp_path, capsys):
+    from mrseq.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["ingest", "--help"])
+    assert "SeriesInstanceUID" in capsys.readouterr().out
+    make_series(tmp_path / "in" / "s")
+    assert main(["ingest", str(tmp_path / "in"), str(tmp_path / "out"), "--quiet"]) == 0
+    assert "1 volumes written" in capsys.readouterr().out
