@@ -18,6 +18,7 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from mrseq.sequences import b_value, header_hint, image_type
 
@@ -44,6 +45,18 @@ class Instance:
     orientation: tuple[float, ...] | None
     shape: tuple[int, int]
     temporal: str
+    pixels: PixelLayout | None = None  # where to read raw pixels without re-parsing
+
+
+@dataclass(frozen=True)
+class PixelLayout:
+    """Byte offset of an uncompressed PixelData element and how to decode it."""
+
+    offset: int  # start of the element (its tag)
+    header: int  # bytes of tag + VR + length before the values
+    dtype: str
+    slope: float
+    intercept: float
 
 
 @dataclass
@@ -115,10 +128,32 @@ def _floats(value) -> tuple[float, ...] | None:
         return None
 
 
+_RAW_SYNTAXES = {ExplicitVRLittleEndian: 12, ImplicitVRLittleEndian: 8}
+# Header elements kept per instance (hints, series.csv, checks); the rest is dropped so that
+# big archives fit in memory and worker processes send little back.
+KEPT = (
+    "PatientID", "StudyInstanceUID", "SeriesInstanceUID", "SeriesNumber", "SeriesDescription",
+    "Manufacturer", "MagneticFieldStrength", "Modality", "ImageType", "ScanOptions",
+    "ScanningSequence", "SequenceVariant", "PixelSpacing", "SliceThickness", "InstanceNumber",
+    "EchoTime", "RepetitionTime", "InversionTime",
+)  # fmt: skip
+
+
+def _trim(ds: Dataset) -> Dataset:
+    small = Dataset()
+    for keyword in KEPT:
+        if keyword in ds:
+            element = ds.data_element(keyword)
+            small[element.tag] = element
+    return small
+
+
 def read_instance(path: str) -> Instance | str:
     """Header facts of one file, or the reason it cannot be used."""
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        with open(path, "rb") as f:
+            ds = pydicom.dcmread(f, stop_before_pixels=True)
+            pixel_offset = f.tell()  # pydicom rewinds to the PixelData tag when it stops there
     except InvalidDicomError:
         return "not a DICOM file"
     except Exception as exc:  # pydicom raises many types on truncated or corrupt files
@@ -132,7 +167,7 @@ def read_instance(path: str) -> Instance | str:
     temporal = ds.get("TemporalPositionIdentifier", ds.get("TriggerTime", ""))
     return Instance(
         path=path,
-        ds=ds,
+        ds=_trim(ds),
         series_uid=series_uid,
         b_value=b,
         b_tag=b_tag,
@@ -141,7 +176,21 @@ def read_instance(path: str) -> Instance | str:
         orientation=_floats(ds.get("ImageOrientationPatient")),
         shape=(int(ds.Rows), int(ds.Columns)),
         temporal=str(temporal or ""),
+        pixels=_layout(ds, pixel_offset),
     )
+
+
+def _layout(ds: Dataset, offset: int) -> PixelLayout | None:
+    """Raw-read plan for plain little-endian greyscale pixels; None means 'use pydicom'."""
+    syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    bits = int(ds.get("BitsAllocated", 0) or 0)
+    if syntax not in _RAW_SYNTAXES or bits not in (8, 16) or int(ds.get("SamplesPerPixel", 1)) != 1:
+        return None
+    signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
+    dtype = ("<i" if signed else "<u") + str(bits // 8)
+    slope = float(ds.get("RescaleSlope", 1) or 1)
+    intercept = float(ds.get("RescaleIntercept", 0) or 0)
+    return PixelLayout(offset, _RAW_SYNTAXES[syntax], dtype, slope, intercept)
 
 
 def _read_many(paths: list[str], workers: int, progress: bool) -> list[Instance | str]:
@@ -302,14 +351,32 @@ def plane_of(orientation: tuple[float, ...]) -> str:
 # ---------------------------------------------------------------- loading pixels
 
 
-def _pixels(path: str) -> np.ndarray:
-    ds = pydicom.dcmread(path)
+def _pixels(inst: Instance) -> np.ndarray:
+    """Rescaled pixels (rows, columns): raw bytes at the recorded offset, else via pydicom."""
+    layout, (rows, cols) = inst.pixels, inst.shape
+    if layout is not None:
+        count = rows * cols
+        with open(inst.path, "rb") as f:
+            f.seek(layout.offset)
+            head = f.read(layout.header)
+            if head[:4] == b"\xe0\x7f\x10\x00":  # (7FE0,0010) where the header pass left us
+                raw = np.frombuffer(f.read(count * np.dtype(layout.dtype).itemsize), layout.dtype)
+                if raw.size == count:
+                    return _rescale(raw.reshape(rows, cols), layout.slope, layout.intercept)
+    ds = pydicom.dcmread(inst.path)
     with pywarnings.catch_warnings():
         pywarnings.simplefilter("ignore")
-        pixels = ds.pixel_array.astype(np.float32)
+        pixels = ds.pixel_array
     slope = float(ds.get("RescaleSlope", 1) or 1)
-    intercept = float(ds.get("RescaleIntercept", 0) or 0)
-    return pixels * slope + intercept
+    return _rescale(pixels, slope, float(ds.get("RescaleIntercept", 0) or 0))
+
+
+def _rescale(pixels: np.ndarray, slope: float, intercept: float) -> np.ndarray:
+    if slope == 1 and intercept == 0:
+        return pixels  # native integers: compact and exact
+    if slope == 1 and intercept == int(intercept):
+        return pixels.astype(np.int32) + int(intercept)
+    return pixels.astype(np.float32) * slope + intercept
 
 
 def affine_of(group: VolumeGroup, sorted_positions: np.ndarray, first_position) -> np.ndarray:
@@ -336,8 +403,8 @@ def load_volume(group: VolumeGroup) -> Volume:
     positions = _slice_positions(group.instances)
     order = np.argsort(positions)
     insts = [group.instances[i] for i in order]
-    slices = [_pixels(i.path).T for i in insts]  # (rows, cols) -> (cols, rows)
-    array = np.stack(slices, axis=-1)
+    # Stack contiguous (slice, row, column) and expose the (column, row, slice) view: no copy.
+    array = np.stack([_pixels(i) for i in insts]).transpose(2, 1, 0)
     affine = affine_of(group, positions[order], np.array(insts[0].position))
     return Volume(array=array, affine=affine, group=group, warnings=list(group.warnings))
 

@@ -41,9 +41,11 @@ class IngestSummary:
 
 
 def save_volume(path: str | os.PathLike, array: np.ndarray, affine: np.ndarray) -> None:
-    """Keep integers as integers (compact); rescaled values become float32."""
-    if np.all(np.mod(array, 1) == 0) and array.min() >= -32768 and array.max() <= 32767:
-        array = array.astype(np.int16)
+    """Integers that fit stay int16 (compact); rescaled values are float32."""
+    if array.dtype.kind in "iu" and array.min() >= -32768 and array.max() <= 32767:
+        array = array.astype(np.int16, copy=array.dtype != np.int16)
+    elif array.dtype.kind == "u" and array.dtype.itemsize == 2:
+        pass  # uint16 above int16's range: keep as stored
     else:
         array = array.astype(np.float32)
     np.savez(path, array=array, affine=affine.astype(np.float64))
@@ -51,7 +53,7 @@ def save_volume(path: str | os.PathLike, array: np.ndarray, affine: np.ndarray) 
 
 def load_saved_volume(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     with np.load(path) as data:
-        return data["array"].astype(np.float32), data["affine"]
+        return np.ascontiguousarray(data["array"], dtype=np.float32), data["affine"]
 
 
 def describe(volume: Volume) -> dict:

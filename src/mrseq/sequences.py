@@ -51,12 +51,16 @@ def label_for_b_value(b_value: float) -> str:
 
 
 def _private_value(ds: Dataset, group: int, offset: int, creator: str):
-    try:
-        block = ds.private_block(group, creator)
-    except KeyError:
-        return None
-    tag = block.get_tag(offset)
-    return ds[tag].value if tag in ds else None
+    """Value of a private element, wherever its creator's block sits in the group."""
+    for tag in ds.keys():  # sorted tags; only this group's creator slots (gggg,0010-00FF) matter
+        if tag.group != group or not 0x10 <= tag.element <= 0xFF:
+            if tag.group > group:
+                break
+            continue
+        if str(ds[tag].value).strip() == creator:
+            element = (group << 16) | (tag.element << 8) | offset
+            return ds[element].value if element in ds else None
+    return None
 
 
 def _first_number(value) -> float | None:
