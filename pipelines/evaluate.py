@@ -1,0 +1,39 @@
+"""Stage evaluate: the test split through the exported model's Predictor."""
+
+import argparse
+import json
+from pathlib import Path
+
+import pandas as pd
+from _common import setup
+
+from mrseq.evaluate import predict_table, report, write_outputs
+from mrseq.params import stage_params
+from mrseq.predict import Predictor
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--interim", required=True)
+    parser.add_argument("--splits", required=True)
+    parser.add_argument("--metrics", required=True, help="folder for test.json etc.")
+    parser.add_argument("--plots", required=True)
+    args = parser.parse_args()
+    setup()
+    p = stage_params("evaluate")["evaluate"]
+    predictor = Predictor.from_dir(args.model)
+    interim = Path(args.interim)
+    table = pd.read_csv(interim / "labelled.csv")
+    test_ids = set(json.loads(Path(args.splits).read_text())["test"])
+    pred = predict_table(predictor, interim, table[table.volume_id.isin(test_ids)])
+    result = report(pred, predictor.classes, int(p["bootstrap"]), int(p["seed"]))
+    write_outputs(pred, result, predictor.classes, Path(args.metrics), Path(args.plots))
+    print(json.dumps(result["overall"]))
+    for name, row in result["per_class"].items():
+        print(f"{name:<9} acc {row['accuracy']['value']:.3f} {row['accuracy']['ci95']}  "
+              f"sens {row['sensitivity']['value']:.3f}  n={row['support']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,29 @@
+"""Stage train: the final fit (the same train_model() every tune trial runs)."""
+
+import argparse
+import json
+
+from _common import setup, write_json
+
+from mrseq.params import stage_params
+from mrseq.training import train_model
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--processed", required=True)
+    parser.add_argument("--splits", required=True)
+    parser.add_argument("--out", required=True, help="checkpoint folder")
+    parser.add_argument("--metrics", required=True)
+    args = parser.parse_args()
+    setup()
+    cfg = stage_params("train").plain()
+    with open(args.splits) as f:
+        splits = json.load(f)
+    result = train_model(cfg, args.processed, splits, args.out, group="train")
+    write_json(args.metrics, {"val_loss": result["best_val_loss"], **result["best"],
+                              "epochs_run": result["epochs_run"]})  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

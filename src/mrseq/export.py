@@ -1,0 +1,83 @@
+"""TorchScript + model_spec.json: a model folder that describes itself.
+
+The spec carries the classes, the exact preprocessing, the input contract, a summary of the
+training data, validation metrics, package versions and data/code revisions, so a Predictor
+(and the TorchServe handler) rebuilds everything from the folder alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+
+import torch
+
+from mrseq.preprocess import PreprocessSpec
+from mrseq.sequences import CLASSES, HIGH_B_THRESHOLD
+
+SPEC_VERSION = 1
+MODEL_FILE = "model.ts"
+SPEC_FILE = "model_spec.json"
+
+
+def _versions() -> dict:
+    import monai
+    import pydicom
+
+    import mrseq
+
+    return {"torch": torch.__version__, "monai": monai.__version__,
+            "pydicom": pydicom.__version__, "mrseq": mrseq.__version__}  # fmt: skip
+
+
+def _git_revision() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=5, check=True)  # fmt: skip
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5).stdout.strip()  # fmt: skip
+        return out.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def file_md5(path: str | os.PathLike) -> str:
+    return hashlib.md5(Path(path).read_bytes()).hexdigest()
+
+
+def export_model(net: torch.nn.Module, preprocess: PreprocessSpec, out_dir: str | os.PathLike,
+                 model_params: dict, training: dict, data_fingerprints: dict) -> dict:  # fmt: skip
+    """Trace the net, check the trace reproduces it, write model.ts and model_spec.json."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    net = net.eval().cpu()
+    example = torch.rand(2, 1, *preprocess.shape)
+    with torch.no_grad():
+        traced = torch.jit.trace(net, example[:1])
+        expected, got = net(example), traced(example)
+    if not torch.allclose(expected, got, atol=1e-4):
+        raise RuntimeError("TorchScript trace does not reproduce the network's outputs")
+    traced.save(str(out / MODEL_FILE))
+    spec = {
+        "spec_version": SPEC_VERSION,
+        "name": "mrseq",
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "classes": list(CLASSES),
+        "class_definitions": {"DWI_Low": f"b < {HIGH_B_THRESHOLD:g} s/mm2",
+                              "DWI_High": f"b >= {HIGH_B_THRESHOLD:g} s/mm2"},  # fmt: skip
+        "preprocessing": preprocess.to_dict(),
+        "input": {"shape": [-1, 1, *preprocess.shape], "dtype": "float32", "range": [0, 1],
+                  "axes": "N, C, X (R), Y (A), Z (S) in RAS+ after reorientation"},  # fmt: skip
+        "output": {"logits": len(CLASSES), "activation": "softmax"},
+        "model": {"file": MODEL_FILE, "format": "torchscript", **model_params},
+        "training": training,
+        "data": data_fingerprints,
+        "versions": _versions(),
+        "git_revision": _git_revision(),
+    }
+    (out / SPEC_FILE).write_text(json.dumps(spec, indent=2))
+    return spec

@@ -1,0 +1,133 @@
+"""Framework-agnostic inference: a model folder in, one record per volume out.
+
+`Predictor.from_dir` rebuilds preprocessing from model_spec.json alone (never params.yaml).
+Evaluation, `mrseq predict` and the TorchServe handler all go through it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mrseq.dicom import Volume, load_volume, plane_of, scan
+from mrseq.export import MODEL_FILE, SPEC_FILE
+from mrseq.preprocess import PreprocessSpec, preprocess_volume
+from mrseq.sequences import UNKNOWN, header_hint
+
+RECORD_FIELDS = ["path", "series_uid", "series_description", "b_value_header", "label",
+                 "confidence", "probabilities", "header_hint", "agrees_with_header",
+                 "warnings"]  # fmt: skip
+
+
+@dataclass
+class Predictor:
+    model: torch.jit.ScriptModule
+    spec: dict
+    preprocess: PreprocessSpec
+    classes: list[str]
+
+    @classmethod
+    def from_dir(cls, model_dir: str | os.PathLike) -> Predictor:
+        folder = Path(model_dir)
+        spec_path = folder / SPEC_FILE
+        if not spec_path.is_file():
+            raise FileNotFoundError(f"no {SPEC_FILE} in {folder}: is this an exported model?")
+        spec = json.loads(spec_path.read_text())
+        model = torch.jit.load(str(folder / spec["model"].get("file", MODEL_FILE)), map_location="cpu")
+        model.eval()
+        return cls(model, spec, PreprocessSpec.from_dict(spec["preprocessing"]), spec["classes"])
+
+    @property
+    def version(self) -> str:
+        return f"{self.spec.get('git_revision', 'unknown')[:12]}@{self.spec.get('created', '')}"
+
+    def tensor(self, array: np.ndarray, affine: np.ndarray) -> torch.Tensor:
+        return preprocess_volume(array, affine, self.preprocess)
+
+    @torch.no_grad()
+    def probabilities(self, batch: torch.Tensor) -> np.ndarray:
+        """(N, 1, *shape) preprocessed tensors -> (N, classes) softmax probabilities."""
+        return torch.softmax(self.model(batch.float()), dim=1).numpy()
+
+    def predict_arrays(self, volumes: list[tuple[np.ndarray, np.ndarray]], batch_size: int = 8):
+        out = []
+        for start in range(0, len(volumes), batch_size):
+            chunk = volumes[start : start + batch_size]
+            out.append(self.probabilities(torch.stack([self.tensor(a, m) for a, m in chunk])))
+        return np.concatenate(out) if out else np.zeros((0, len(self.classes)))
+
+    def record(self, volume: Volume, probs: np.ndarray) -> dict:
+        group, ds = volume.group, volume.group.first
+        hint = header_hint(ds, group.b_value)
+        label = self.classes[int(np.argmax(probs))]
+        return {
+            "path": os.path.dirname(group.instances[0].path),
+            "series_uid": group.instances[0].series_uid,
+            "volume_id": group.volume_id,
+            "series_description": str(ds.get("SeriesDescription", "")),
+            "b_value_header": group.b_value,
+            "plane": plane_of(group.instances[0].orientation),
+            "label": label,
+            "confidence": round(float(np.max(probs)), 4),
+            "probabilities": {c: round(float(p), 4) for c, p in zip(self.classes, probs, strict=True)},
+            "header_hint": hint.label,
+            "agrees_with_header": None if hint.label == UNKNOWN else hint.label == label,
+            "warnings": list(volume.warnings),
+        }
+
+    def predict_volumes(self, volumes: list[Volume]) -> list[dict]:
+        probs = self.predict_arrays([(v.array, v.affine) for v in volumes])
+        return [self.record(v, p) for v, p in zip(volumes, probs, strict=True)]
+
+    def predict_paths(self, paths: list[str | os.PathLike]) -> list[dict]:
+        """DICOM files/folders -> one record per volume; problems become warning records."""
+        result = scan(paths)
+        records = [_problem(path, why) for path, why in result.skipped.items()]
+        volumes = []
+        for group in result.groups:
+            if group.error:
+                records.append(_problem(group.instances[0].path, group.error, group.volume_id))
+                continue
+            try:
+                volumes.append(load_volume(group))
+            except Exception as exc:  # one bad series never stops the rest
+                records.append(_problem(group.instances[0].path, str(exc), group.volume_id))
+        return self.predict_volumes(volumes) + records
+
+
+def _problem(path: str, why: str, volume_id: str = "") -> dict:
+    return {"path": path, "volume_id": volume_id, "label": None, "warnings": [why]}
+
+
+def format_records(records: list[dict], fmt: str = "json") -> str:
+    if fmt == "json":
+        return "\n".join(json.dumps(r) for r in records)
+    if fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=RECORD_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        for r in records:
+            writer.writerow({**r, "probabilities": json.dumps(r.get("probabilities")),
+                             "warnings": "; ".join(r.get("warnings", []))})  # fmt: skip
+        return buf.getvalue().rstrip("\n")
+    return _table(records)
+
+
+def _table(records: list[dict]) -> str:
+    lines = [f"{'label':<9} {'conf':>5} {'header':<9} {'b':>6}  {'description':<28} flag"]
+    for r in records:
+        flag = "DISAGREES" if r.get("agrees_with_header") is False else ""
+        if r.get("label") is None:
+            flag = "ERROR: " + "; ".join(r["warnings"])
+        b = r.get("b_value_header")
+        lines.append(f"{r.get('label') or '-':<9} {r.get('confidence', 0):>5.2f} "
+                     f"{r.get('header_hint', '-'):<9} {'' if b is None else f'{b:g}':>6}  "
+                     f"{(r.get('series_description') or '')[:28]:<28} {flag}")  # fmt: skip
+    return "\n".join(lines)

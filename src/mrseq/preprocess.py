@@ -1,0 +1,129 @@
+"""The one deterministic volume -> tensor transform, shared by training, evaluation and serving.
+
+Its parameters travel in model_spec.json, so a served model preprocesses exactly as it was
+trained. Order matters: reorient, normalise on the whole volume (so padding stays at the
+minimum), anti-alias, resample, then crop/pad around the centre.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+logging.getLogger("monai.data.nvimgcodec_pydicom_plugin").setLevel(logging.ERROR)
+warnings.filterwarnings("ignore", message=".*NvImgCodecPydicomReader.*")
+
+
+@dataclass(frozen=True)
+class PreprocessSpec:
+    spacing: tuple[float, float, float]  # mm, RAS axes
+    shape: tuple[int, int, int]  # voxels
+    percentiles: tuple[float, float] = (0.5, 99.5)
+    orientation: str = "RAS"
+    antialias: bool = True
+
+    @classmethod
+    def from_dict(cls, d: dict) -> PreprocessSpec:
+        return cls(
+            spacing=tuple(float(v) for v in d["spacing"]),
+            shape=tuple(int(v) for v in d["shape"]),
+            percentiles=tuple(float(v) for v in d.get("percentiles", (0.5, 99.5))),
+            orientation=d.get("orientation", "RAS"),
+            antialias=bool(d.get("antialias", True)),
+        )
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+def normalise(image: torch.Tensor, low_pct: float, high_pct: float) -> torch.Tensor:
+    """Percentile clip to [0, 1]: no absolute scale survives, so vendor scaling cannot matter."""
+    flat = image.flatten().float()
+    if flat.numel() > 2_000_000:  # quantile has a size limit; a strided sample is plenty
+        flat = flat[:: flat.numel() // 1_000_000 + 1]
+    low, high = torch.quantile(flat, torch.tensor([low_pct / 100, high_pct / 100]))
+    return ((image - low) / torch.clamp(high - low, min=1e-6)).clamp(0, 1)
+
+
+def decimate(image, target_spacing) -> torch.Tensor:
+    """Box-average by the integer part of the downsampling factor (an area filter), so that
+    noise and fine texture do not alias when resampling to coarse spacing; affine kept exact."""
+    from monai.data import MetaTensor
+
+    affine = image.affine.clone()
+    current = torch.linalg.norm(affine[:3, :3], dim=0)
+    k = [max(1, int(t / float(c))) for t, c in zip(target_spacing, current, strict=True)]
+    k = [min(kk, n) for kk, n in zip(k, image.shape[1:], strict=True)]
+    if k == [1, 1, 1]:
+        return image
+    data = torch.nn.functional.avg_pool3d(image.as_tensor()[None], kernel_size=k, stride=k)[0]
+    steps = torch.tensor(k, dtype=affine.dtype)
+    affine[:3, 3] += affine[:3, :3] @ ((steps - 1) / 2)  # new voxel 0 is the old block's centre
+    affine[:3, :3] *= steps
+    return MetaTensor(data, affine=affine)
+
+
+def preprocess_volume(array: np.ndarray, affine: np.ndarray, spec: PreprocessSpec) -> torch.Tensor:
+    """(X, Y, Z) array + RAS affine -> float32 tensor (1, *spec.shape) in [0, 1]."""
+    from monai.data import MetaTensor
+    from monai.transforms import Orientation, ResizeWithPadOrCrop, Spacing
+
+    if array.ndim != 3 or min(array.shape) < 1:
+        raise ValueError(f"expected a 3D volume, got shape {array.shape}")
+    image = MetaTensor(torch.as_tensor(np.asarray(array, dtype=np.float32))[None],
+                       affine=torch.as_tensor(affine, dtype=torch.float64))  # fmt: skip
+    image = Orientation(axcodes=spec.orientation, labels=None)(image)
+    image = normalise(image, *spec.percentiles)
+    if spec.antialias:
+        image = decimate(image, spec.spacing)
+    image = Spacing(pixdim=spec.spacing, mode="bilinear")(image)
+    image = ResizeWithPadOrCrop(spatial_size=spec.shape)(image)
+    return torch.as_tensor(image, dtype=torch.float32).contiguous()
+
+
+def _one(args: tuple[str, str, dict]) -> str | None:
+    from mrseq.ingest import load_saved_volume
+
+    source, target, spec = args
+    try:
+        array, affine = load_saved_volume(source)
+        tensor = preprocess_volume(array, affine, PreprocessSpec.from_dict(spec))
+        np.save(target, tensor.numpy().astype(np.float16))  # halves the cache; [0,1] fits
+        return None
+    except Exception as exc:  # report, keep going with the rest
+        return f"{source}: {type(exc).__name__}: {exc}"
+
+
+def preprocess_index(index: pd.DataFrame, interim: Path, out: Path, spec: PreprocessSpec,
+                     workers: int = 1, progress: bool = True) -> pd.DataFrame:  # fmt: skip
+    """Preprocess every labelled volume; write out/arrays/<volume_id>.npy and out/index.csv."""
+    (out / "arrays").mkdir(parents=True, exist_ok=True)
+    jobs = [(str(interim / f), str(out / "arrays" / f"{v}.npy"), spec.to_dict())
+            for v, f in zip(index.volume_id, index.file, strict=True)]  # fmt: skip
+    bar = dict(total=len(jobs), desc="preprocess", unit="vol", disable=not progress)
+    torch.set_num_threads(1 if workers > 1 else torch.get_num_threads())
+    if workers > 1 and len(jobs) > 8:
+        with ProcessPoolExecutor(workers) as pool:
+            errors = list(tqdm(pool.map(_one, jobs, chunksize=4), **bar))
+    else:
+        errors = [_one(j) for j in tqdm(jobs, **bar)]
+    ok = [e is None for e in errors]
+    for e in errors:
+        if e:
+            logging.getLogger(__name__).warning("preprocess failed: %s", e)
+    kept = index[ok].assign(array=[f"arrays/{v}.npy" for v in index.volume_id[ok]])
+    kept.to_csv(out / "index.csv", index=False)
+    return kept
+
+
+def default_workers() -> int:
+    return max(1, (os.cpu_count() or 1))

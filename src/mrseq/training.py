@@ -1,0 +1,235 @@
+"""LightningModule, DataModule and `train_model(cfg)`: the one training loop.
+
+The train stage and every Ray Tune trial call `train_model`; a trial passes its reporting
+callback in `callbacks`. Augmentation (train only) targets what differs between sites:
+orientation and position, bias fields, noise, contrast, resolution.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytorch_lightning as pl
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from mrseq.nets import build_net_from_params
+from mrseq.sequences import CLASSES
+
+log = logging.getLogger(__name__)
+
+
+# ------------------------------------------------------------------ data
+
+
+def build_augment(strength: float):
+    """MONAI random transforms on (1, X, Y, Z) tensors; `strength` scales ranges and odds."""
+    from monai.transforms import (
+        Compose, RandAdjustContrast, RandAffine, RandBiasField, RandFlip, RandGaussianNoise,
+        RandGaussianSmooth, RandScaleIntensity,
+    )  # fmt: skip
+
+    s = float(strength)
+    if s <= 0:
+        return None
+    p = min(1.0, 0.5 * s)
+    return Compose([
+        RandAffine(prob=min(1.0, 0.8 * s), rotate_range=[0.26 * s] * 3, scale_range=[0.15 * s] * 3,
+                   translate_range=[6 * s, 6 * s, 2 * s], padding_mode="zeros"),
+        RandFlip(prob=0.5, spatial_axis=0),  # left-right: the pelvis is near-symmetric
+        RandBiasField(prob=p, coeff_range=(0.0, 0.4 * s)),
+        RandGaussianSmooth(prob=p * 0.6, sigma_x=(0.2, 1.2 * s), sigma_y=(0.2, 1.2 * s),
+                           sigma_z=(0.1, 0.6 * s)),  # resolution degradation
+        RandAdjustContrast(prob=p, gamma=(max(0.3, 1 - 0.4 * s), 1 + 0.6 * s)),
+        RandScaleIntensity(prob=p * 0.5, factors=0.1 * s),
+        RandGaussianNoise(prob=p, std=0.04 * s),
+    ])  # fmt: skip
+
+
+class VolumeDataset(Dataset):
+    """Preprocessed arrays held in memory (they are small: float16, fixed shape)."""
+
+    def __init__(self, processed: Path, table: pd.DataFrame, augment=None):
+        self.x = [np.load(processed / f) for f in table["array"]]
+        self.y = [CLASSES.index(label) for label in table["label"]]
+        self.augment = augment
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, i: int):
+        x = torch.from_numpy(self.x[i].astype(np.float32))
+        if self.augment is not None:
+            x = torch.as_tensor(self.augment(x), dtype=torch.float32).clamp(0, 1)
+        return x, self.y[i]
+
+
+class VolumeDataModule(pl.LightningDataModule):
+    def __init__(self, processed: str | os.PathLike, splits: dict, train_cfg: dict):
+        super().__init__()
+        self.processed = Path(processed)
+        self.index = pd.read_csv(self.processed / "index.csv")
+        self.splits = splits
+        self.cfg = train_cfg
+
+    def table(self, split: str) -> pd.DataFrame:
+        return self.index[self.index.volume_id.isin(set(self.splits[split]))]
+
+    def setup(self, stage: str | None = None) -> None:
+        augment = build_augment(self.cfg["augment_strength"])
+        self.train_set = VolumeDataset(self.processed, self.table("train"), augment)
+        self.val_set = VolumeDataset(self.processed, self.table("val"))
+
+    def _loader(self, data, shuffle: bool) -> DataLoader:
+        workers = resolve_workers(self.cfg["num_workers"])
+        return DataLoader(data, batch_size=int(self.cfg["batch_size"]), shuffle=shuffle,
+                          num_workers=workers, persistent_workers=workers > 0,
+                          pin_memory=torch.cuda.is_available())  # fmt: skip
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, False)
+
+
+def resolve_workers(setting) -> int:
+    """'auto': worker processes on GPU machines, none on CPU (they would steal its cores)."""
+    if setting == "auto":
+        return min(8, os.cpu_count() or 1) if torch.cuda.is_available() else 0
+    return int(setting)
+
+
+# ------------------------------------------------------------------ model
+
+
+class SequenceClassifier(pl.LightningModule):
+    """Cross-entropy classifier; the network is injected (built by mrseq.nets)."""
+
+    def __init__(self, net: nn.Module, lr: float, weight_decay: float, epochs: int,
+                 label_smoothing: float = 0.0):  # fmt: skip
+        super().__init__()
+        self.net = net
+        self.save_hyperparameters(ignore=["net"])
+        self.loss = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def _step(self, batch, stage: str):
+        x, y = batch
+        logits = self(x)
+        loss = self.loss(logits, y)
+        acc = (logits.argmax(1) == y).float().mean()
+        on_step = stage == "train"
+        self.log(f"{stage}/loss", loss, prog_bar=True, on_step=False, on_epoch=True)
+        self.log(f"{stage}/acc", acc, prog_bar=not on_step, on_step=False, on_epoch=True)
+        return loss
+
+    def training_step(self, batch, _):
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, _):
+        self._step(batch, "val")
+
+    def configure_optimizers(self):
+        opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr,
+                                weight_decay=self.hparams.weight_decay)  # fmt: skip
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, self.hparams.epochs))
+        return {"optimizer": opt, "lr_scheduler": sched}
+
+
+# ------------------------------------------------------------------ the loop
+
+
+class History(pl.Callback):
+    """Per-epoch validation and training metrics (for the best-epoch report and a plot)."""
+
+    def __init__(self):
+        self.rows: list[dict] = []
+
+    def on_validation_epoch_end(self, trainer, module) -> None:
+        if trainer.sanity_checking:
+            return
+        row = {"epoch": trainer.current_epoch}
+        row.update({k.replace("/", "_"): float(v) for k, v in trainer.callback_metrics.items()})
+        self.rows.append(row)
+
+    def best(self) -> dict:
+        rows = [r for r in self.rows if "val_loss" in r]
+        if not rows:
+            return {}
+        top = min(rows, key=lambda r: r["val_loss"])
+        return {k: top[k] for k in ("epoch", "val_loss", "val_acc") if k in top}
+
+
+def _loggers(cfg: dict, out_dir: Path, group: str | None):
+    """wandb, offline unless WANDB_MODE says otherwise; none when disabled."""
+    mode = os.environ.setdefault("WANDB_MODE", "offline")
+    if mode == "disabled" or not cfg.get("wandb", True):
+        return False
+    from pytorch_lightning.loggers import WandbLogger
+
+    root = Path(os.environ.get("MRSEQ_WANDB_DIR", ".wandb")).resolve()
+    for var in ("WANDB_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "WANDB_DATA_DIR"):
+        os.environ.setdefault(var, str(root))
+    root.mkdir(parents=True, exist_ok=True)
+    return WandbLogger(project="mrseq", save_dir=str(root), group=group, config=cfg)
+
+
+def train_model(cfg: dict, processed: str | os.PathLike, splits: dict, out_dir: str | os.PathLike,
+                callbacks: list | None = None, group: str | None = None) -> dict:  # fmt: skip
+    """Fit a model; returns the best validation metrics and the checkpoint path.
+
+    cfg has `model` (depth, widths, conv1_stride) and `train` (epochs, batch_size, lr, ...).
+    """
+    from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
+
+    t = cfg["train"]
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    pl.seed_everything(int(t["seed"]), workers=True)
+    gpu = torch.cuda.is_available() and t["accelerator"] in ("auto", "gpu")
+    data = VolumeDataModule(processed, splits, t)
+    model = SequenceClassifier(build_net_from_params(cfg["model"]), float(t["lr"]),
+                               float(t["weight_decay"]), int(t["epochs"]),
+                               float(t["label_smoothing"]))  # fmt: skip
+    best = ModelCheckpoint(dirpath=out, filename="best", monitor="val/loss", mode="min",
+                           save_top_k=1, auto_insert_metric_name=False)  # fmt: skip
+    stop = EarlyStopping(monitor="val/loss", mode="min", patience=int(t["patience"]))
+    history = History()
+    trainer = pl.Trainer(
+        max_epochs=int(t["epochs"]),
+        accelerator="gpu" if gpu else "cpu",
+        devices=1,
+        precision="16-mixed" if gpu and t["mixed_precision"] else "32-true",
+        deterministic="warn",
+        callbacks=[best, stop, history, *(callbacks or [])],
+        logger=_loggers(t, out, group),
+        default_root_dir=str(out),
+        enable_progress_bar=bool(t.get("progress_bar", True)),
+        log_every_n_steps=1,
+        enable_model_summary=False,
+    )
+    trainer.fit(model, datamodule=data)
+    pd.DataFrame(history.rows).to_csv(out / "history.csv", index=False)
+    metrics = {
+        "best_checkpoint": str(best.best_model_path),
+        "best_val_loss": float(best.best_model_score) if best.best_model_score is not None else None,
+        "best": history.best(),
+        "epochs_run": len(history.rows),
+        "stopped_early": bool(stop.stopped_epoch),
+    }
+    (out / "train_metrics.json").write_text(json.dumps(metrics, indent=2))
+    return metrics
+
+
+def load_classifier(checkpoint: str | os.PathLike, model_params: dict) -> SequenceClassifier:
+    net = build_net_from_params(model_params)
+    return SequenceClassifier.load_from_checkpoint(checkpoint, net=net, map_location="cpu")
