@@ -3,6 +3,8 @@ SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# DVC stage commands say `python`: make it the project's.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
 export WANDB_MODE ?= offline
 export RAY_USAGE_STATS_ENABLED := 0

@@ -88,7 +88,10 @@ class VolumeDataModule(pl.LightningDataModule):
 
     def _loader(self, data, shuffle: bool) -> DataLoader:
         workers = resolve_workers(self.cfg["num_workers"])
-        return DataLoader(data, batch_size=int(self.cfg["batch_size"]), shuffle=shuffle,
+        batch = int(self.cfg["batch_size"])
+        # Training drops a ragged last batch: a batch of one breaks BatchNorm on small inputs.
+        drop_last = shuffle and len(data) > batch
+        return DataLoader(data, batch_size=batch, shuffle=shuffle, drop_last=drop_last,
                           num_workers=workers, persistent_workers=workers > 0,
                           pin_memory=torch.cuda.is_available())  # fmt: skip
 
@@ -232,4 +235,5 @@ def train_model(cfg: dict, processed: str | os.PathLike, splits: dict, out_dir: 
 
 def load_classifier(checkpoint: str | os.PathLike, model_params: dict) -> SequenceClassifier:
     net = build_net_from_params(model_params)
-    return SequenceClassifier.load_from_checkpoint(checkpoint, net=net, map_location="cpu")
+    model = SequenceClassifier.load_from_checkpoint(checkpoint, net=net, map_location="cpu")
+    return model.eval()

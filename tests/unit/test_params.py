@@ -1,0 +1,45 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from mrseq.params import covers, declared_keys, get_dotted, load_yaml, stage_params
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_every_declared_key_exists_in_params_yaml():
+    params = load_yaml(ROOT / "params.yaml")
+    for stage in load_yaml(ROOT / "dvc.yaml")["stages"]:
+        for key in declared_keys(stage, ROOT / "dvc.yaml"):
+            get_dotted(params, key)  # raises KeyError if missing
+
+
+def test_stage_sees_only_declared_keys(monkeypatch, tmp_path):
+    monkeypatch.chdir(ROOT)
+    p = stage_params("split")
+    assert set(p) == {"split"}
+    with pytest.raises(KeyError):
+        p["train"]
+
+
+def test_reads_are_recorded_for_the_audit(tmp_path):
+    (tmp_path / "params.yaml").write_text("a: {x: 1, y: 2}\nb: 3\n")
+    (tmp_path / "dvc.yaml").write_text("stages:\n  s:\n    cmd: x\n    params: [a.x, b]\n")
+    p = stage_params("s", str(tmp_path / "params.yaml"), str(tmp_path / "dvc.yaml"))
+    assert p["a"]["x"] == 1
+    assert p.seen == {"a.x"}
+    assert covers(["a.x", "b"], sorted(p.seen)) == ([], ["b"])
+    assert covers(["a"], ["a.x", "c"]) == (["c"], [])
+
+
+def test_audit_file_written_at_exit(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "params.yaml").write_text("a: {x: 1}\n")
+    (tmp_path / "dvc.yaml").write_text("stages:\n  s:\n    cmd: x\n    params: [a]\n")
+    code = "from mrseq.params import stage_params; stage_params('s')['a']['x']"
+    subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=True,
+                   env={**__import__('os').environ, "MRSEQ_PARAMS_AUDIT": str(tmp_path / "audit")})  # fmt: skip
+    assert json.loads((tmp_path / "audit" / "s.json").read_text()) == ["a.x"]
