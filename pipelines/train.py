@@ -7,17 +7,23 @@ from _common import setup, write_json
 
 from mrseq.params import stage_params
 from mrseq.training import train_model
+from mrseq.tuning import apply_overrides
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--processed", required=True)
     parser.add_argument("--splits", required=True)
+    parser.add_argument("--best", help="the sweep's best.json: its config overrides params")
     parser.add_argument("--out", required=True, help="checkpoint folder")
     parser.add_argument("--metrics", required=True)
     args = parser.parse_args()
     setup()
     cfg = stage_params("train").plain()
+    if args.best:
+        best = json.loads(open(args.best).read())
+        cfg = apply_overrides(cfg, best["config"])
+        print(f"using the sweep's best config: {best['config']}")
     with open(args.splits) as f:
         splits = json.load(f)
     result = train_model(cfg, args.processed, splits, args.out, group="train")

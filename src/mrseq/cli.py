@@ -138,6 +138,79 @@ def _run_predict(args) -> int:
     return 0 if records else 1
 
 
+def _add_serve(sub) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="start (or stop) TorchServe on the packaged model",
+        description="Starts TorchServe on MODEL_STORE/mrseq.mar with serve/config.properties and "
+        "waits until the model's worker is READY. --foreground keeps it attached (containers); "
+        "--stop stops the server started with the same --state folder.",
+    )
+    p.add_argument("--model-store", default="models/store")
+    p.add_argument("--state", default=".serve", help="pid file, unpacked models and logs")
+    p.add_argument("--config", default=None, help="config.properties (default: serve/)")
+    p.add_argument("--host", default="127.0.0.1", help="inference/metrics bind address")
+    p.add_argument("--ports", default="8080,8081,8082", help="inference,management,metrics")
+    p.add_argument("--foreground", action="store_true")
+    p.add_argument("--stop", action="store_true")
+    p.add_argument("--timeout", type=float, default=180, help="seconds to wait for READY")
+    p.set_defaults(func=_run_serve)
+
+
+def _run_serve(args) -> int:
+    import signal
+
+    from mrseq import server
+
+    if args.stop:
+        server.stop(args.state)
+        print("stopped")
+        return 0
+    ports = tuple(int(v) for v in args.ports.split(","))
+    config = args.config or server.DEFAULT_CONFIG
+    proc = server.start(args.model_store, args.state, config, ports, args.host, args.foreground)
+    server.wait_ready(f"http://127.0.0.1:{ports[1]}", args.timeout)
+    print(f"mrseq model READY: inference http://{args.host}:{ports[0]}/predictions/mrseq, "
+          f"metrics http://{args.host}:{ports[2]}/metrics")  # fmt: skip
+    if proc is None:
+        return 0
+    signal.signal(signal.SIGTERM, lambda *_: server.stop(args.state))
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        server.stop(args.state)
+        return proc.wait()
+
+
+def _add_classify(sub) -> None:
+    p = sub.add_parser(
+        "classify",
+        help="send each series under PATH to a running server and report",
+        description="Walks PATH, zips each series in memory, posts it to URL/predictions/mrseq "
+        "and prints one record per volume; disagreements with the headers are flagged. "
+        "Exit code 3 when the server cannot be reached.",
+    )
+    p.add_argument("path")
+    p.add_argument("--url", default="http://127.0.0.1:8080")
+    p.add_argument("--format", choices=["json", "csv", "table"], default="table")
+    p.set_defaults(func=_run_classify)
+
+
+def _run_classify(args) -> int:
+    import urllib.error
+
+    from mrseq.predict import format_records
+    from mrseq.server import classify
+
+    try:
+        records = classify(args.path, args.url)
+    except (urllib.error.URLError, ConnectionError) as exc:
+        print(f"mrseq classify: cannot reach {args.url}: {exc}", file=sys.stderr)
+        return 3
+    print(format_records(records, args.format))
+    return 0 if records else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mrseq",
@@ -146,7 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_simulate, _add_ingest, _add_audit, _add_montage, _add_predict):
+    for add in (_add_simulate, _add_ingest, _add_audit, _add_montage, _add_predict, _add_serve,
+                _add_classify):  # fmt: skip
         add(sub)
     return parser
 

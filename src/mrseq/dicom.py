@@ -248,6 +248,8 @@ def _split_repeats(group: VolumeGroup) -> list[VolumeGroup]:
     insts = group.instances
     if group.b_value is not None or any(i.position is None or i.orientation is None for i in insts):
         return [group]
+    if len({i.temporal for i in insts}) > 1:
+        return [group]  # a 4D/DCE series: check_group rejects it
     keys = [tuple(np.round(i.position, 2)) for i in insts]
     counts = Counter(keys)
     m = min(counts.values())

@@ -23,6 +23,8 @@ MINI = {
     "model": {"widths": [4, 8, 8, 16]},
     "train": {"epochs": 2, "batch_size": 8, "wandb": False, "progress_bar": False},
     "evaluate": {"bootstrap": 20},
+    "tune": {"num_samples": 2, "epochs": 1, "grace_period": 1, "max_concurrent_trials": 2,
+             "space": {"train.lr": {"loguniform": [0.001, 0.01]}}},
 }
 
 
@@ -43,7 +45,7 @@ def repo(tmp_path_factory):
         params[section].update(values)
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-           "DVC_NO_ANALYTICS": "1", "WANDB_MODE": "disabled",
+           "DVC_NO_ANALYTICS": "1", "WANDB_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
            "MRSEQ_PARAMS_AUDIT": str(work / "audit")}  # fmt: skip
     run(["git", "init", "-q"], work, env)
     run(["dvc", "init", "-q"], work, env)
@@ -59,7 +61,8 @@ def test_pipeline_produces_metrics_model_and_plots(repo):
     spec = json.loads((work / "models" / "mrseq" / "model_spec.json").read_text())
     assert spec["preprocessing"]["shape"] == [24, 24, 10]
     for path in ("plots/confusion.png", "plots/reliability.png", "plots/confusion.csv",
-                 "metrics/misclassified.csv", "models/mrseq/model.ts", "data/splits.json"):  # fmt: skip
+                 "metrics/misclassified.csv", "models/mrseq/model.ts", "data/splits.json",
+                 "reports/tune/trials.csv", "reports/tune/sweep.png"):  # fmt: skip
         assert (work / path).is_file(), path
 
 
@@ -78,10 +81,16 @@ def test_nothing_changed_nothing_reruns(repo):
     assert "Running stage" not in again
 
 
+def test_the_sweeps_winner_reaches_train(repo):
+    work, _, first = repo
+    best = json.loads((work / "reports" / "tune" / "best.json").read_text())
+    assert "using the sweep's best config" in first and str(best["config"]) in first
+
+
 def test_a_train_param_reruns_only_train_and_what_follows(repo):
     work, env, _ = repo
     params = yaml.safe_load((work / "params.yaml").read_text())
-    params["train"]["lr"] = 0.001
+    params["train"]["epochs"] = 1
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     out = run(["dvc", "repro"], work, env)
     ran = re.findall(r"Running stage '(\w+)'", out)

@@ -141,6 +141,14 @@ def simulate_patient(args: tuple[str, int, int, float]) -> list[dict]:
     return writer.rows
 
 
+def single_threaded() -> None:
+    """One BLAS/FFT thread per worker process: processes already fill the cores, and
+    oversubscribed threads made two workers no faster than one."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+
+
 def simulate_cohort(
     out_dir: str | os.PathLike,
     n_patients: int = 60,
@@ -157,7 +165,7 @@ def simulate_cohort(
     jobs = [(str(out), seed, i, resolution_scale) for i in range(n_patients)]
     bar = dict(total=n_patients, desc="patients", unit="pt", disable=not progress)
     if workers > 1 and n_patients > 1:
-        with ProcessPoolExecutor(min(workers, n_patients)) as pool:
+        with ProcessPoolExecutor(min(workers, n_patients), initializer=single_threaded) as pool:
             results = list(tqdm(pool.map(simulate_patient, jobs), **bar))
     else:
         results = [simulate_patient(j) for j in tqdm(jobs, **bar)]

@@ -43,10 +43,9 @@ class Shape:
         if self.tube:
             q = q.copy()
             q[:, 2] = 0.0
-        n = np.linalg.norm(q, axis=1) + 1e-6
-        bump = np.zeros(len(p), dtype=np.float32)
-        for amp, *direction in self.bumps:
-            bump += amp * np.cos(3.0 * (q @ np.asarray(direction, dtype=np.float32)) / n)
+        n = np.sqrt(np.einsum("ij,ij->i", q, q)) + np.float32(1e-6)
+        # all bumps at once: cos(3 * q.dir / |q|) weighted by their amplitudes
+        bump = np.cos((q @ (3.0 * self.bumps[:, 1:].T)) / n[:, None]) @ self.bumps[:, 0]
         scale = float(np.min(self.radii[:2] if self.tube else self.radii))
         d = (n - 1.0 - bump) * scale
         if self.shell > 0:

@@ -7,6 +7,7 @@ partial volume physically is. Times in ms, ADC in 1e-6 mm2/s, b in s/mm2.
 from __future__ import annotations
 
 import numpy as np
+from scipy import fft as sfft
 
 from mrseq.simulate.anatomy import TISSUES
 
@@ -137,7 +138,8 @@ def reconstruct(image: np.ndarray, recon: int, window: float, phase: np.ndarray 
     Truncating k-space at the acquired matrix gives Gibbs ringing at sharp edges; zero filling
     interpolates as scanners do (and correlates the noise, as on scanners). Returns magnitude.
     """
-    k = np.fft.fftshift(np.fft.fft2(image, axes=(0, 1)), axes=(0, 1))
+    # scipy.fft keeps complex64 (numpy's FFT always computes in double: twice the time).
+    k = sfft.fftshift(sfft.fft2(image.astype(np.complex64), axes=(0, 1)), axes=(0, 1))
     n = image.shape[0]
     if window > 0:  # vendor apodisation: blend of no filter and a full Hann window
         hann = 0.5 * (1 - np.cos(2 * np.pi * (np.arange(n) + 0.5) / n))
@@ -147,7 +149,7 @@ def reconstruct(image: np.ndarray, recon: int, window: float, phase: np.ndarray 
     padded = np.zeros((recon, recon, image.shape[2]), dtype=np.complex64)
     o = (recon - n) // 2
     padded[o : o + n, o : o + n] = k
-    out = np.fft.ifft2(np.fft.ifftshift(padded, axes=(0, 1)), axes=(0, 1))
+    out = sfft.ifft2(sfft.ifftshift(padded, axes=(0, 1)), axes=(0, 1))
     return np.abs(out).astype(np.float32) * (recon / n) ** 2
 
 

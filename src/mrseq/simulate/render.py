@@ -50,8 +50,10 @@ def _acquire(rng, image: np.ndarray, grid: Grid, sigma: float, coils: int, windo
     phase = physics.motion_phase(rng, grid.acq, motion)
     power = np.zeros((grid.recon, grid.recon, grid.n_slices), dtype=np.float32)
     for _ in range(coils):
-        noise = rng.normal(0, 1, image.shape) + 1j * rng.normal(0, 1, image.shape)
-        channel = image / np.sqrt(coils) + (sigma * gfactor * noise).astype(np.complex64)
+        noise = np.empty(image.shape, dtype=np.complex64)
+        noise.real = rng.standard_normal(image.shape, dtype=np.float32)
+        noise.imag = rng.standard_normal(image.shape, dtype=np.float32)
+        channel = image / np.float32(np.sqrt(coils)) + np.float32(sigma) * gfactor * noise
         power += physics.reconstruct(channel, grid.recon, window, phase) ** 2
     return np.sqrt(power)
 

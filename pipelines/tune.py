@@ -1,0 +1,63 @@
+"""Stage tune: Ray Tune sweep over train_model(); writes trials.csv, best.json and a picture.
+
+Rerunning after a kill resumes the stored sweep when its settings are unchanged; a sweep
+stored for other settings is discarded.
+"""
+
+import argparse
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+from _common import setup, write_json
+
+from mrseq.params import stage_params
+from mrseq.tuning import SWEEP_NAME, best_overrides, run_sweep, save_best, sweep_plot
+
+
+def fingerprint(params: dict, processed: str, splits: str) -> str:
+    text = json.dumps(params, sort_keys=True) + Path(splits).read_text()
+    text += (Path(processed) / "index.csv").read_text()
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def prepare_storage(storage: Path, stamp: str) -> None:
+    mark = storage / "settings.sha"
+    if storage.exists() and (not mark.exists() or mark.read_text() != stamp):
+        shutil.rmtree(storage)  # a sweep for other settings: never resume it
+    storage.mkdir(parents=True, exist_ok=True)
+    mark.write_text(stamp)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--processed", required=True)
+    parser.add_argument("--splits", required=True)
+    parser.add_argument("--storage", required=True, help="Ray results (kept between runs)")
+    parser.add_argument("--out", required=True, help="folder for trials.csv, best.json, sweep.png")
+    parser.add_argument("--metrics", required=True)
+    args = parser.parse_args()
+    setup()
+    params = stage_params("tune").plain()
+    t = params["tune"]
+    params["train"].update(epochs=int(t["epochs"]), patience=int(t["epochs"]))  # ASHA stops
+    prepare_storage(Path(args.storage), fingerprint(params, args.processed, args.splits))
+    splits = json.loads(Path(args.splits).read_text())
+    table = run_sweep(params, args.processed, splits, args.storage)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    keys = list(t["space"])
+    table.to_csv(out / "trials.csv", index=False)
+    best = best_overrides(table, keys, t["metric"], t["mode"])
+    save_best(out / "best.json", best)
+    sweep_plot(table, keys, t["metric"], out / "sweep.png")
+    write_json(args.metrics, {"best_" + t["metric"].replace("/", "_"): best["value"],
+                              "trials": len(table), "errored": int((table.status == "ERROR").sum()),
+                              "trial_epochs": int(table.epochs_run.fillna(0).sum())})  # fmt: skip
+    print(f"{len(table)} trials; best {t['metric']} {best['value']:.4f} with {best['config']}")
+    print(f"sweep stored in {Path(args.storage) / SWEEP_NAME}")
+
+
+if __name__ == "__main__":
+    main()

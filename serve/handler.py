@@ -1,0 +1,104 @@
+"""TorchServe handler: a thin adapter over mrseq.serving and mrseq.predict.Predictor.
+
+Everything model- and input-specific lives in the mrseq package (shipped inside the .mar), so
+swapping TorchServe for another server means rewriting only this file. Works with dynamic
+batching: all volumes of all requests in a batch go through one forward pass.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+log = logging.getLogger(__name__)
+
+
+class MrseqHandler:
+    def __init__(self):
+        self.predictor = None
+        self.initialized = False
+
+    def initialize(self, context) -> None:
+        model_dir = context.system_properties.get("model_dir")
+        if model_dir not in sys.path:
+            sys.path.insert(0, model_dir)  # the mrseq package travels inside the .mar
+        import torch
+
+        from mrseq.predict import Predictor
+
+        torch.set_num_threads(int(os.environ.get("MRSEQ_TORCH_THREADS", "1")))
+        self.predictor = Predictor.from_dir(model_dir)
+        self.initialized = True
+        log.info("mrseq model %s ready", self.predictor.version)
+
+    def handle(self, data: list[dict], context) -> list:
+        import numpy as np
+        import torch
+
+        from mrseq.serving import BadInput, decode, records
+
+        decoded, answers = {}, [None] * len(data)
+        for idx, request in enumerate(data):
+            body, spacing = _body(request), _spacing(request, context, idx)
+            try:
+                decoded[idx] = decode(body, spacing)
+            except BadInput as exc:
+                context.set_response_status(exc.status, str(exc), idx)
+                answers[idx] = {"error": str(exc), "status": exc.status}
+        items = [(idx, item) for idx, d in decoded.items() for item in d.items]
+        if items:
+            batch = torch.stack([self.predictor.tensor(it.array, it.affine) for _, it in items])
+            probs = self.predictor.probabilities(batch)
+            for idx, d in decoded.items():
+                mine = np.array([p for (i, _), p in zip(items, probs, strict=True) if i == idx])
+                answers[idx] = records(self.predictor, d, mine)
+                _count(context, answers[idx])
+        return answers
+
+
+def _body(request: dict) -> bytes | None:
+    """Raw body, or the first file-like field of a multipart form."""
+    for key in ("data", "body", "file"):
+        if request.get(key) is not None:
+            value = request[key]
+            return bytes(value) if isinstance(value, bytes | bytearray) else None
+    for key, value in request.items():
+        if key != "spacing" and isinstance(value, bytes | bytearray):
+            return bytes(value)
+    return None
+
+
+def _spacing(request: dict, context, idx: int) -> str | None:
+    value = request.get("spacing")
+    if isinstance(value, bytes | bytearray):
+        value = value.decode()
+    return value or context.get_request_header(idx, "X-Spacing")
+
+
+def _count(context, answer: list[dict]) -> None:
+    """Custom Prometheus counters: predictions per class, header disagreements per hint."""
+    from ts.metrics.dimension import Dimension
+
+    metrics = context.metrics
+    if metrics is None:
+        return
+    for r in answer:
+        if r.get("label") is None:
+            continue
+        metrics.add_counter("MrseqPredictions", 1, dimensions=[Dimension("Label", r["label"])])
+        if r.get("agrees_with_header") is False:
+            dims = [Dimension("HeaderHint", r["header_hint"]), Dimension("Label", r["label"])]
+            metrics.add_counter("MrseqHeaderDisagreements", 1, dimensions=dims)
+
+
+_service = MrseqHandler()
+
+
+def handle(data, context):
+    """TorchServe's module-level entry point."""
+    if not _service.initialized:
+        _service.initialize(context)
+    if data is None:
+        return None
+    return _service.handle(data, context)

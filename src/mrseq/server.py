@@ -1,0 +1,210 @@
+"""TorchServe around an exported model: build the .mar, start/stop the server, classify.
+
+The server's state (pid file, unpacked models, logs) lives in one folder per server, so start
+and stop always agree on TMPDIR and nothing is written to the working directory.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import yaml
+
+MODEL_NAME = "mrseq"
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_CONFIG = ROOT / "serve" / "config.properties"
+DEFAULT_HANDLER = ROOT / "serve" / "handler.py"
+
+
+# ------------------------------------------------------------------ packaging
+
+
+def model_config(serve: dict) -> dict:
+    """TorchServe per-model settings (batching, workers, timeout) from params.yaml `serve`."""
+    return {"minWorkers": int(serve["workers"]), "maxWorkers": int(serve["workers"]),
+            "batchSize": int(serve["batch_size"]), "maxBatchDelay": int(serve["max_batch_delay_ms"]),
+            "responseTimeout": int(serve["response_timeout_s"])}  # fmt: skip
+
+
+def build_mar(model_dir: str | os.PathLike, out_dir: str | os.PathLike, serve: dict,
+              handler: str | os.PathLike = DEFAULT_HANDLER, version: str = "1.0") -> Path:  # fmt: skip
+    """models/mrseq (model.ts + model_spec.json) + the mrseq package + handler -> mrseq.mar."""
+    model_dir, out = Path(model_dir), Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        code = Path(tmp) / "code"
+        shutil.copytree(Path(__file__).parent, code / "mrseq",
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))  # fmt: skip
+        config = Path(tmp) / "model-config.yaml"
+        config.write_text(yaml.safe_dump(model_config(serve)))
+        cmd = [_tool("torch-model-archiver"),
+               "--model-name", MODEL_NAME, "--version", version,
+               "--serialized-file", str(model_dir / "model.ts"), "--handler", str(handler),
+               "--extra-files", f"{model_dir / 'model_spec.json'},{code}",
+               "--config-file", str(config), "--export-path", str(out), "--force"]  # fmt: skip
+        subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return out / f"{MODEL_NAME}.mar"
+
+
+# ------------------------------------------------------------------ the server
+
+
+def _env(state: Path, ports: tuple[int, int, int] | None, host: str) -> dict:
+    env = {**os.environ, "TMPDIR": str(state / "tmp"), "LOG_LOCATION": str(state / "logs"),
+           "METRICS_LOCATION": str(state / "logs")}  # fmt: skip
+    env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
+    if ports:
+        inference, management, metrics = ports
+        env["TS_INFERENCE_ADDRESS"] = f"http://{host}:{inference}"
+        env["TS_MANAGEMENT_ADDRESS"] = f"http://127.0.0.1:{management}"
+        env["TS_METRICS_ADDRESS"] = f"http://{host}:{metrics}"
+    (state / "tmp").mkdir(parents=True, exist_ok=True)
+    return env
+
+
+def _tool(name: str) -> str:
+    """A console script of this environment (its bin/ may not be on PATH), else from PATH."""
+    return shutil.which(name, path=f"{Path(sys.executable).parent}:{os.environ['PATH']}") or name
+
+
+def _torchserve() -> str:
+    return _tool("torchserve")
+
+
+def start(model_store: str | os.PathLike, state: str | os.PathLike,
+          config: str | os.PathLike = DEFAULT_CONFIG, ports: tuple[int, int, int] | None = None,
+          host: str = "127.0.0.1", foreground: bool = False) -> subprocess.Popen | None:  # fmt: skip
+    """Start TorchServe on model_store/mrseq.mar. Foreground: returns the running process."""
+    store = Path(model_store).resolve()
+    if not (store / f"{MODEL_NAME}.mar").is_file():
+        raise FileNotFoundError(f"no {MODEL_NAME}.mar in {store}: run `dvc repro package` first")
+    state = Path(state).resolve()
+    cmd = [_torchserve(), "--start", "--ncs", "--model-store", str(store),
+           "--models", f"{MODEL_NAME}={MODEL_NAME}.mar", "--ts-config", str(Path(config).resolve()),
+           "--disable-token-auth"]  # fmt: skip
+    env = _env(state, ports, host)
+    if foreground:
+        return subprocess.Popen([*cmd, "--foreground"], env=env, start_new_session=True)
+    # Java inherits the wrapper's stdout: a pipe would never close, so log to a file.
+    (state / "logs").mkdir(parents=True, exist_ok=True)
+    with open(state / "logs" / "start.log", "ab") as log:
+        subprocess.run(cmd, env=env, check=True, stdout=log, stderr=subprocess.STDOUT, timeout=60,
+                       start_new_session=True)  # fmt: skip
+    return None
+
+
+def stop(state: str | os.PathLike, timeout: float = 30) -> None:
+    """`torchserve --stop`, then wait until Java and its Python workers are gone."""
+    state = Path(state).resolve()
+    pid_file = state / "tmp" / ".model_server.pid"
+    pid = int(pid_file.read_text().strip()) if pid_file.is_file() else None
+    workers = _children(pid) if pid else []
+    subprocess.run([_torchserve(), "--stop"], env=_env(state, None, ""),
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)  # fmt: skip
+    deadline = time.time() + timeout
+    for p in ([pid] if pid else []) + workers:
+        while _alive(p) and time.time() < deadline:
+            time.sleep(0.2)
+        if _alive(p):
+            os.kill(p, signal.SIGKILL)
+
+
+def _children(pid: int) -> list[int]:
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(v) for v in found.split()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie is dead for our purposes
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def wait_ready(management_url: str, timeout: float = 120) -> dict:
+    """Until the model has a READY worker (not just /ping); returns the model description."""
+    deadline, last = time.time() + timeout, "no answer"
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(f"{management_url}/models/{MODEL_NAME}", timeout=5) as r:
+                description = json.loads(r.read())[0]
+            if any(w.get("status") == "READY" for w in description.get("workers", [])):
+                return description
+            last = f"workers: {[w.get('status') for w in description.get('workers', [])]}"
+        except (urllib.error.URLError, OSError, ValueError, IndexError) as exc:
+            last = str(exc)
+        time.sleep(0.5)
+    raise TimeoutError(f"model {MODEL_NAME} not READY after {timeout:.0f} s ({last})")
+
+
+# ------------------------------------------------------------------ the client
+
+
+def series_zips(path: str | os.PathLike) -> list[tuple[str, bytes]]:
+    """(series description, in-memory zip of its files) for each series under path."""
+    from mrseq.dicom import list_files, read_instance
+
+    files, _ = list_files([path])
+    by_series: dict[str, list[str]] = {}
+    names: dict[str, str] = {}
+    for f in files:
+        inst = read_instance(f)
+        if isinstance(inst, str):
+            continue
+        by_series.setdefault(inst.series_uid, []).append(f)
+        names[inst.series_uid] = str(inst.ds.get("SeriesDescription", ""))
+    out = []
+    for uid, members in sorted(by_series.items()):
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+            for n, f in enumerate(members):
+                z.write(f, f"{n:05d}.dcm")
+        out.append((names[uid] or uid, buf.getvalue()))
+    return out
+
+
+def post(url: str, body: bytes, headers: dict | None = None, timeout: float = 120) -> tuple[int, object]:
+    request = urllib.request.Request(
+        f"{url.rstrip('/')}/predictions/{MODEL_NAME}", data=body, method="POST",
+        headers={"Content-Type": "application/octet-stream", **(headers or {})},
+    )  # fmt: skip
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as exc:
+        text = exc.read().decode(errors="replace")
+        try:
+            return exc.code, json.loads(text)
+        except ValueError:
+            return exc.code, {"error": text}
+
+
+def classify(path: str | os.PathLike, url: str) -> list[dict]:
+    """Send each series under path to the server; one record per volume back."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no such file or folder: {path}")
+    records = []
+    for name, body in series_zips(path):
+        status, answer = post(url, body)
+        if status != 200:
+            records.append({"label": None, "series_description": name,
+                            "warnings": [f"HTTP {status}: {answer}"]})  # fmt: skip
+            continue
+        records += answer if isinstance(answer, list) else [answer]
+    return records

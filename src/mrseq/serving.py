@@ -1,0 +1,213 @@
+"""Request bodies -> volumes -> records, for any model server (TorchServe's handler is a thin
+adapter over this). Accepts a zip/tar(.gz) of DICOM files (a series or a whole study), a single
+DICOM file, a NIfTI volume, or a .npy array with its spacing given separately.
+
+Safety: archive members are written under numbered names in a private temporary folder (their
+own names are never used as paths, so no traversal), and member count, total and per-member
+uncompressed size and compression ratio are capped (zip bombs). Bad input raises BadInput with
+an HTTP status and a message naming the problem.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import shutil
+import tarfile
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mrseq.dicom import load_volume, scan
+
+MAX_MEMBERS = 10_000
+MAX_TOTAL_BYTES = 2 * 1024**3  # uncompressed
+MAX_MEMBER_BYTES = 256 * 1024**2
+MAX_RATIO = 200  # uncompressed / compressed, per member
+
+
+class BadInput(ValueError):
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class Item:
+    """One volume to classify and what to say about it."""
+
+    array: np.ndarray
+    affine: np.ndarray
+    volume: object | None = None  # mrseq.dicom.Volume for DICOM input
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Decoded:
+    items: list[Item]
+    problems: list[dict]  # per-series or per-file issues that did not stop the request
+
+
+def kind_of(body: bytes) -> str:
+    if body[:4] == b"PK\x03\x04":
+        return "zip"
+    if len(body) > 262 and body[257:262] == b"ustar":
+        return "tar"
+    if body[:2] == b"\x1f\x8b":
+        return "gzip"
+    if len(body) > 132 and body[128:132] == b"DICM":
+        return "dicom"
+    if body[:6] == b"\x93NUMPY":
+        return "npy"
+    if len(body) > 348 and body[344:348] in (b"n+1\x00", b"ni1\x00"):
+        return "nifti"
+    return "unknown"
+
+
+def decode(body: bytes | None, spacing: str | None = None) -> Decoded:
+    if not body:
+        raise BadInput("empty request body: send a zip/tar of DICOM files, a DICOM file, "
+                       "a NIfTI volume or a .npy array")  # fmt: skip
+    kind = kind_of(body)
+    if kind == "gzip":
+        body = _gunzip(body)
+        kind = kind_of(body)
+        if kind not in ("tar", "nifti"):
+            raise BadInput("gzip body holds neither a tar archive nor a NIfTI volume", 415)
+    if kind == "nifti":
+        return Decoded([_nifti(body)], [])
+    if kind == "npy":
+        return Decoded([_npy(body, spacing)], [])
+    if kind in ("zip", "tar", "dicom"):
+        return _dicom(body, kind)
+    raise BadInput("unrecognised body: not a zip/tar archive, DICOM file, NIfTI volume or "
+                   ".npy array", 415)  # fmt: skip
+
+
+def _gunzip(body: bytes) -> bytes:
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(body)) as f:
+            data = f.read(MAX_TOTAL_BYTES + 1)
+    except (OSError, EOFError) as exc:
+        raise BadInput(f"corrupt gzip body: {exc}") from None
+    if len(data) > MAX_TOTAL_BYTES:
+        raise BadInput("gzip body expands beyond the size limit", 413)
+    return data
+
+
+def _nifti(body: bytes) -> Item:
+    import nibabel as nib
+
+    try:
+        image = nib.Nifti1Image.from_bytes(body)
+        array = np.asarray(image.dataobj, dtype=np.float32)
+    except Exception as exc:
+        raise BadInput(f"unreadable NIfTI volume: {exc}") from None
+    if array.ndim == 4 and array.shape[3] == 1:
+        array = array[..., 0]
+    if array.ndim != 3:
+        raise BadInput(f"NIfTI volume must be 3D, got shape {array.shape}", 422)
+    return Item(array, image.affine)
+
+
+def _npy(body: bytes, spacing: str | None) -> Item:
+    if not spacing:
+        raise BadInput("a .npy array needs its voxel spacing: header X-Spacing: 0.5,0.5,3.0 "
+                       "(mm, for the array's axes, assumed RAS)")  # fmt: skip
+    try:
+        values = [float(v) for v in spacing.replace("x", ",").split(",")]
+        array = np.load(io.BytesIO(body), allow_pickle=False).astype(np.float32)
+    except ValueError as exc:
+        raise BadInput(f"bad .npy array or spacing: {exc}") from None
+    if array.ndim != 3 or len(values) != 3 or min(values) <= 0:
+        raise BadInput(f"need a 3D array and 3 positive spacings, got {array.shape} and {values}", 422)
+    return Item(array, np.diag([*values, 1.0]))
+
+
+def _dicom(body: bytes, kind: str) -> Decoded:
+    folder = tempfile.mkdtemp(prefix="mrseq-req-")
+    try:
+        if kind == "dicom":
+            with open(os.path.join(folder, "00000"), "wb") as f:
+                f.write(body)
+        else:
+            _extract(body, kind, folder)
+        return _volumes(folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _extract(body: bytes, kind: str, folder: str) -> None:
+    """Members -> folder/<n>; names are ignored, so paths cannot escape the folder."""
+    total = 0
+    try:
+        members = _members(body, kind)
+        for n, (size, packed, read) in enumerate(members):
+            if n >= MAX_MEMBERS:
+                raise BadInput(f"archive has more than {MAX_MEMBERS} files", 413)
+            total += size
+            if size > MAX_MEMBER_BYTES or total > MAX_TOTAL_BYTES:
+                raise BadInput("archive expands beyond the size limit", 413)
+            if packed and size / max(packed, 1) > MAX_RATIO:
+                raise BadInput("archive member compresses suspiciously well (zip bomb?)", 413)
+            with open(os.path.join(folder, f"{n:05d}"), "wb") as f:
+                f.write(read()[: MAX_MEMBER_BYTES + 1])
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as exc:
+        raise BadInput(f"corrupt {kind} archive: {exc}") from None
+
+
+def _members(body: bytes, kind: str):
+    """(uncompressed size, compressed size or 0, reader) for each regular file."""
+    if kind == "zip":
+        archive = zipfile.ZipFile(io.BytesIO(body))
+        for info in archive.infolist():
+            if not info.is_dir():
+                yield info.file_size, info.compress_size, lambda i=info: archive.read(i)
+        return
+    archive = tarfile.open(fileobj=io.BytesIO(body), mode="r:*")
+    for info in archive:
+        if info.isfile():  # links, devices and folders are skipped
+            yield info.size, 0, lambda i=info: archive.extractfile(i).read()
+
+
+def _volumes(folder: str) -> Decoded:
+    result = scan([folder])
+    problems = [{"file": os.path.basename(p), "warning": why} for p, why in result.skipped.items()]
+    items = []
+    for group in result.groups:
+        if group.error:
+            problems.append({"series_uid": group.instances[0].series_uid, "warning": group.error})
+            continue
+        try:
+            volume = load_volume(group)
+        except Exception as exc:  # e.g. no pixel data
+            problems.append({"series_uid": group.instances[0].series_uid,
+                             "warning": f"cannot read pixels: {exc}"})  # fmt: skip
+            continue
+        items.append(Item(volume.array, volume.affine, volume, list(volume.warnings)))
+    if not items:
+        reasons = "; ".join(sorted({p["warning"] for p in problems})) or "no files"
+        raise BadInput(f"no usable MR volume in the request: {reasons}", 422)
+    return Decoded(items, problems)
+
+
+def records(predictor, decoded: Decoded, probs: np.ndarray) -> list[dict]:
+    """One JSON-ready record per volume, then one per problem."""
+    out = []
+    for item, p in zip(decoded.items, probs, strict=True):
+        if item.volume is not None:
+            record = predictor.record(item.volume, p)
+            record.pop("path", None)
+        else:
+            label = predictor.classes[int(np.argmax(p))]
+            record = {"series_uid": None, "series_description": None, "b_value_header": None,
+                      "label": label, "confidence": round(float(np.max(p)), 4),
+                      "probabilities": {c: round(float(v), 4)
+                                        for c, v in zip(predictor.classes, p, strict=True)},
+                      "header_hint": "unknown", "agrees_with_header": None, "warnings": []}  # fmt: skip
+        record["model_version"] = predictor.version
+        out.append(record)
+    return out + [{"label": None, **p} for p in decoded.problems]

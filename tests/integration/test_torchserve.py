@@ -1,0 +1,111 @@
+"""The real TorchServe (Java) serving a tiny exported model: inputs, errors, metrics, load."""
+
+from __future__ import annotations
+
+import io
+import random
+import subprocess
+import urllib.request
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from helpers import tiny_model_dir
+from mrseq import server
+from mrseq.simulate import simulate_cohort
+
+pytestmark = pytest.mark.integration
+SERVE = {"batch_size": 4, "max_batch_delay_ms": 20, "workers": 1, "response_timeout_s": 60}
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ts")
+    model = tiny_model_dir(root / "model")
+    server.build_mar(model, root / "store", SERVE)
+    base = random.randint(20000, 40000)
+    ports = (base, base + 1, base + 2)
+    state = root / "state"
+    server.start(root / "store", state, ports=ports)
+    try:
+        server.wait_ready(f"http://127.0.0.1:{ports[1]}", timeout=180)
+        yield root, f"http://127.0.0.1:{ports[0]}", f"http://127.0.0.1:{ports[2]}", state
+    finally:
+        server.stop(state)
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    root = tmp_path_factory.mktemp("study")
+    labels = simulate_cohort(root, n_patients=1, seed=4, resolution_scale=0.3, progress=False)
+    return root, labels
+
+
+def study_zip(root: Path) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for n, f in enumerate(sorted(root.rglob("*.dcm"))):
+            z.write(f, f"{n}.dcm")
+    return buf.getvalue()
+
+
+def test_study_zip_nifti_and_npy(running, study):
+    _, url, _, _ = running
+    root, labels = study
+    status, records = server.post(url, study_zip(root))
+    assert status == 200 and len([r for r in records if r["label"]]) == len(labels)
+    image = nib.Nifti1Image(np.random.rand(24, 24, 8).astype(np.float32), np.diag([2, 2, 4, 1]))
+    status, records = server.post(url, image.to_bytes())
+    assert status == 200 and records[0]["label"]
+    npy = io.BytesIO()
+    np.save(npy, np.random.rand(24, 24, 8).astype(np.float32))
+    status, records = server.post(url, npy.getvalue(), {"X-Spacing": "2,2,4"})
+    assert status == 200 and records[0]["label"]
+
+
+@pytest.mark.parametrize("body, status, words", [
+    (b"", 400, "empty"), (b"not an image" * 50, 415, "unrecognised"),
+    (b"PK\x03\x04" + b"\x00" * 400, 400, "corrupt"),
+])  # fmt: skip
+def test_bad_input_gets_4xx_and_the_server_keeps_answering(running, study, body, status, words):
+    _, url, _, _ = running
+    got, answer = server.post(url, body)
+    assert got == status and words in str(answer), answer
+    ok, _ = server.post(url, study_zip(study[0]))
+    assert ok == 200
+
+
+def test_classify_client_and_custom_metrics(running, study, capsys):
+    _, url, metrics_url, _ = running
+    from mrseq.cli import main
+
+    assert main(["classify", str(study[0]), "--url", url, "--format", "json"]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == len(study[1])
+    text = urllib.request.urlopen(f"{metrics_url}/metrics", timeout=10).read().decode()
+    assert "MrseqPredictions" in text and 'Label="' in text
+
+
+def test_fifty_concurrent_requests_all_answered(running, study):
+    _, url, _, _ = running
+    image = nib.Nifti1Image(np.random.rand(24, 24, 8).astype(np.float32), np.diag([2, 2, 4, 1]))
+    body = image.to_bytes()
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(lambda _: server.post(url, body)[0], range(50)))
+    assert answers == [200] * 50
+
+
+def test_unreachable_server_exit_code(study, capsys):
+    from mrseq.cli import main
+
+    assert main(["classify", str(study[0]), "--url", "http://127.0.0.1:9"]) == 3
+
+
+def test_stop_leaves_no_process(tmp_path_factory, running):
+    root, _, _, state = running
+    server.stop(state)
+    left = subprocess.run(["pgrep", "-f", str(root / "store")], capture_output=True, text=True)
+    assert left.stdout.strip() == ""

@@ -1,0 +1,162 @@
+"""The TorchServe handler called directly through a mock context (no server)."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import tarfile
+import zipfile
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pydicom
+import pytest
+
+from conftest import make_series
+from helpers import tiny_model_dir
+from mrseq.simulate import simulate_cohort
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Context:
+    """Enough of ts.context.Context for the handler: properties, headers, statuses, metrics."""
+
+    def __init__(self, model_dir: Path, headers: list[dict] | None = None):
+        self.system_properties = {"model_dir": str(model_dir)}
+        self.headers = headers or [{}]
+        self.status: dict[int, tuple[int, str]] = {}
+        self.metrics = Metrics()
+
+    def get_request_header(self, idx, key):
+        return self.headers[idx].get(key) if idx < len(self.headers) else None
+
+    def set_response_status(self, code=200, phrase="", idx=0):
+        self.status[idx] = (code, phrase)
+
+
+class Metrics:
+    def __init__(self):
+        self.counts: list[tuple[str, dict]] = []
+
+    def add_counter(self, name, value, idx=None, dimensions=()):
+        self.counts.append((name, {d.name: d.value for d in dimensions}))
+
+
+@pytest.fixture(scope="module")
+def handler(tmp_path_factory):
+    model = tiny_model_dir(tmp_path_factory.mktemp("model"))
+    spec = importlib.util.spec_from_file_location("mrseq_handler", ROOT / "serve" / "handler.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    h = module.MrseqHandler()
+    h.initialize(Context(model))
+    return h, model
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sim")
+    labels = simulate_cohort(root, n_patients=1, seed=2, resolution_scale=0.3, progress=False)
+    return root, labels
+
+
+def zip_folder(folder: Path, names=None) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for n, f in enumerate(sorted(p for p in folder.rglob("*") if p.is_file())):
+            z.write(f, names(n) if names else f.relative_to(folder).as_posix())
+    return buf.getvalue()
+
+
+def call(handler, body, headers=None, model=None):
+    h, model_dir = handler
+    ctx = Context(model_dir, [headers or {}])
+    out = h.handle([{"body": body}], ctx)
+    return out[0], ctx
+
+
+def test_study_zip_gives_one_record_per_volume(handler, study):
+    root, labels = study
+    body = zip_folder(root, lambda n: f"{n}.dcm")
+    records, ctx = call(handler, body)
+    assert not ctx.status
+    good = [r for r in records if r["label"]]
+    assert len(good) == len(labels)  # multi-b series split, one record per volume
+    for r in good:
+        assert set(r) >= {"series_uid", "series_description", "b_value_header", "label",
+                          "confidence", "probabilities", "header_hint", "agrees_with_header",
+                          "warnings", "model_version"}  # fmt: skip
+        assert sum(r["probabilities"].values()) == pytest.approx(1, abs=1e-3)
+    assert [c for c in ctx.metrics.counts if c[0] == "MrseqPredictions"]
+
+
+def test_tar_gz_single_dicom_nifti_and_npy(handler, study, tmp_path):
+    root, _ = study
+    series = next(p for p in root.rglob("*") if p.is_dir() and any(p.glob("*.dcm")))
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as t:
+        t.add(series, arcname="s")
+    assert call(handler, buf.getvalue())[0][0]["label"]
+    image = nib.Nifti1Image(np.random.rand(20, 20, 8).astype(np.float32), np.diag([2, 2, 4, 1]))
+    assert call(handler, image.to_bytes())[0][0]["label"]
+    npy = io.BytesIO()
+    np.save(npy, np.random.rand(20, 20, 8).astype(np.float32))
+    assert call(handler, npy.getvalue(), {"X-Spacing": "2,2,4"})[0][0]["label"]
+    records, ctx = call(handler, npy.getvalue())
+    assert ctx.status[0][0] == 400 and "X-Spacing" in records["error"]
+
+
+@pytest.mark.parametrize("name, make, status, words", [
+    ("empty", lambda d: b"", 400, "empty"),
+    ("junk", lambda d: b"hello world" * 100, 415, "unrecognised"),
+    ("corrupt zip", lambda d: b"PK\x03\x04" + b"\x00" * 300, 400, "corrupt zip"),
+    ("ct", lambda d: zip_folder(make_series(d / "ct", Modality="CT")[0][0] and d / "ct"), 422, "CT"),
+])  # fmt: skip
+def test_bad_inputs_get_4xx_and_a_message(handler, tmp_path, name, make, status, words):
+    records, ctx = call(handler, make(tmp_path))
+    assert ctx.status[0][0] == status and words in records["error"], records
+
+
+def test_no_pixel_data_and_4d_series_are_422(handler, tmp_path):
+    paths, _, _ = make_series(tmp_path / "nopix")
+    for p in paths:
+        ds = pydicom.dcmread(p)
+        del ds.PixelData
+        ds.save_as(p)
+    records, ctx = call(handler, zip_folder(tmp_path / "nopix"))
+    assert ctx.status[0][0] == 422 and "pixel" in records["error"].lower()
+    uid = "1.2.3.9"
+    make_series(tmp_path / "dce" / "t1", SeriesInstanceUID=uid, TemporalPositionIdentifier=1)
+    make_series(tmp_path / "dce" / "t2", SeriesInstanceUID=uid, TemporalPositionIdentifier=2)
+    records, ctx = call(handler, zip_folder(tmp_path / "dce"))
+    assert ctx.status[0][0] == 422 and "temporal" in records["error"]
+
+
+def test_member_names_cannot_escape(handler, tmp_path):
+    paths, _, _ = make_series(tmp_path / "s")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for n, p in enumerate(paths):
+            z.write(p, f"../../../../tmp/escape_{n}.dcm" if n % 2 else f"/etc/evil_{n}")
+    records, ctx = call(handler, buf.getvalue())
+    assert not ctx.status and records[0]["label"]
+    assert not list(Path("/tmp").glob("escape_*.dcm")) and not Path("/etc/evil_0").exists()
+
+
+def test_zip_bomb_is_refused(handler):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("bomb.dcm", b"\x00" * (50 * 1024**2))
+    records, ctx = call(handler, buf.getvalue())
+    assert ctx.status[0][0] == 413 and "zip bomb" in records["error"]
+
+
+def test_a_bad_request_in_a_batch_does_not_spoil_the_others(handler, study):
+    h, model_dir = handler
+    root, _ = study
+    ctx = Context(model_dir, [{}, {}])
+    out = h.handle([{"body": b"nonsense"}, {"data": zip_folder(root, lambda n: f"{n}")}], ctx)
+    assert ctx.status[0][0] == 415 and 1 not in ctx.status
+    assert out[1][0]["label"]
