@@ -46,8 +46,9 @@ def main() -> None:
         simulate_cohort(raw, n_patients=args.patients, seed=123, workers=workers, progress=False)
         n_files = bare_read(raw)  # warm the page cache for both contenders
         bare = best_of(args.repeats, lambda: bare_read(raw))
-        ours = best_of(args.repeats, lambda: ingest(raw, Path(tmp) / "out", workers=workers,
-                                                    progress=False))  # fmt: skip
+        ours = best_of(
+            args.repeats, lambda: ingest(raw, Path(tmp) / "out", workers=workers, progress=False)
+        )
     print(f"files: {n_files}, cores: {workers}")
     print(f"bare pydicom read (1 process): {bare:.2f} s")
     print(f"mrseq ingest ({workers} processes): {ours:.2f} s")

@@ -27,15 +27,19 @@ from mrseq.serving import decode
 def body() -> bytes:
     """A T2-like NIfTI volume: 320 x 320 x 24 at 0.55 x 0.55 x 3.3 mm."""
     rng = np.random.default_rng(0)
-    image = nib.Nifti1Image(rng.random((320, 320, 24)).astype(np.float32) * 1000,
-                            np.diag([0.55, 0.55, 3.3, 1]))  # fmt: skip
+    image = nib.Nifti1Image(
+        rng.random((320, 320, 24)).astype(np.float32) * 1000, np.diag([0.55, 0.55, 3.3, 1])
+    )
     return image.to_bytes()
 
 
 def stats(latencies: list[float], wall: float) -> dict:
     ms = np.array(latencies) * 1000
-    return {"p50": float(np.percentile(ms, 50)), "p95": float(np.percentile(ms, 95)),
-            "rps": len(latencies) / wall}  # fmt: skip
+    return {
+        "p50": float(np.percentile(ms, 50)),
+        "p95": float(np.percentile(ms, 95)),
+        "rps": len(latencies) / wall,
+    }
 
 
 def run(send, n: int, clients: int) -> dict:
@@ -63,7 +67,12 @@ def in_process(predictor: Predictor, data: bytes):
 
 def torchserve(model: Path, data: bytes, batch: int, n: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        serve = {"batch_size": batch, "max_batch_delay_ms": 30, "workers": 1, "response_timeout_s": 120}
+        serve = {
+            "batch_size": batch,
+            "max_batch_delay_ms": 30,
+            "workers": 1,
+            "response_timeout_s": 120,
+        }
         server.build_mar(model, Path(tmp) / "store", serve)
         base = random.randint(20000, 40000)
         ports = (base, base + 1, base + 2)
@@ -91,9 +100,11 @@ def main() -> None:
     torch.set_num_threads(1)  # as in a TorchServe worker (MRSEQ_TORCH_THREADS=1)
     data, model = body(), Path(args.model)
     predictor = Predictor.from_dir(model)
-    results = {"in-process": {c: run(in_process(predictor, data), args.requests, c) for c in (1, 8)},
-               "torchserve batch 1": torchserve(model, data, 1, args.requests),
-               "torchserve batch 8": torchserve(model, data, 8, args.requests)}  # fmt: skip
+    results = {
+        "in-process": {c: run(in_process(predictor, data), args.requests, c) for c in (1, 8)},
+        "torchserve batch 1": torchserve(model, data, 1, args.requests),
+        "torchserve batch 8": torchserve(model, data, 8, args.requests),
+    }
     print(f"input: NIfTI 320x320x24 float32 ({len(data) / 1e6:.1f} MB), model {model}")
     print(f"{'path':<20} {'clients':>7} {'p50 ms':>8} {'p95 ms':>8} {'req/s':>7}")
     for name, by_clients in results.items():

@@ -78,16 +78,22 @@ def main() -> None:
         tmp = Path(tmp)
         fifo_epochs, fifo_best = sweep(params, "fifo", tmp)
         asha_epochs, asha_best = sweep(params, "asha", tmp)
-        first = [json.loads(f.read_text().splitlines()[0])["time_total_s"]
-                 for f in (tmp / "asha").glob("sweep/*/result.json")]  # fmt: skip
+        first = [
+            json.loads(f.read_text().splitlines()[0])["time_total_s"]
+            for f in (tmp / "asha").glob("sweep/*/result.json")
+        ]
         direct = direct_first_epoch(params, tmp)
-    print(f"{args.samples} trials x up to {args.epochs} epochs, same space (params.yaml tune.space)")
+    print(
+        f"{args.samples} trials x up to {args.epochs} epochs, same space (params.yaml tune.space)"
+    )
     print(f"FIFO: {fifo_epochs} trial-epochs to its best val/loss {fifo_best:.4f}")
     print(f"ASHA: {asha_epochs} trial-epochs to its best val/loss {asha_best:.4f}")
     print(f"ratio ASHA / FIFO trial-epochs: {asha_epochs / fifo_epochs:.2f} (goal <= 0.5)")
     mean_first = sum(first) / len(first)
-    print(f"trial start to first report under Ray: {mean_first:.1f} s; without Ray: {direct:.1f} s; "
-          f"overhead {mean_first - direct:+.1f} s")  # fmt: skip
+    print(
+        f"trial start to first report under Ray: {mean_first:.1f} s; without Ray: {direct:.1f} s; "
+        f"overhead {mean_first - direct:+.1f} s"
+    )
 
 
 if __name__ == "__main__":

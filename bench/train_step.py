@@ -47,9 +47,16 @@ def plain(model: SequenceClassifier, loader: DataLoader) -> float:
 
 
 def lightning(model: SequenceClassifier, loader: DataLoader) -> float:
-    trainer = pl.Trainer(max_epochs=1, accelerator="cpu", devices=1, logger=False,
-                         enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, num_sanity_val_steps=0)  # fmt: skip
+    trainer = pl.Trainer(
+        max_epochs=1,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
     start = time.perf_counter()
     trainer.fit(model, train_dataloaders=loader)
     return time.perf_counter() - start
@@ -72,8 +79,10 @@ def main() -> None:
         times["plain"].append(plain(model, loader))
         times["lightning"].append(lightning(model, loader))
     best = {k: min(v) / args.steps * 1000 for k, v in times.items()}
-    print(f"input {SHAPE}, batch {BATCH}, {args.steps} steps x {args.rounds} rounds, "
-          f"{torch.get_num_threads()} threads")  # fmt: skip
+    print(
+        f"input {SHAPE}, batch {BATCH}, {args.steps} steps x {args.rounds} rounds, "
+        f"{torch.get_num_threads()} threads"
+    )
     print(f"plain PyTorch loop: {best['plain']:.1f} ms/step")
     print(f"Lightning:          {best['lightning']:.1f} ms/step")
     print(f"ratio Lightning / plain: {best['lightning'] / best['plain']:.3f} (goal <= 1.10)")

@@ -5,8 +5,8 @@ import json
 from pathlib import Path
 
 import pandas as pd
-from _common import setup
 
+from _common import setup
 from mrseq.evaluate import predict_table, report, write_outputs
 from mrseq.params import stage_params
 from mrseq.predict import Predictor
@@ -31,8 +31,10 @@ def main() -> None:
     write_outputs(pred, result, predictor.classes, Path(args.metrics), Path(args.plots))
     print(json.dumps(result["overall"]))
     for name, row in result["per_class"].items():
-        print(f"{name:<9} acc {row['accuracy']['value']:.3f} {row['accuracy']['ci95']}  "
-              f"sens {row['sensitivity']['value']:.3f}  n={row['support']}")
+        print(
+            f"{name:<9} acc {row['accuracy']['value']:.3f} {row['accuracy']['ci95']}  "
+            f"sens {row['sensitivity']['value']:.3f}  n={row['support']}"
+        )
 
 
 if __name__ == "__main__":

@@ -5,8 +5,8 @@ import json
 from pathlib import Path
 
 import pandas as pd
-from _common import setup
 
+from _common import setup
 from mrseq.export import export_model, file_md5
 from mrseq.params import stage_params
 from mrseq.preprocess import PreprocessSpec
@@ -24,19 +24,25 @@ def main() -> None:
     setup()
     p = stage_params("export")
     pre = p["preprocess"]
-    spec = PreprocessSpec.from_dict({k: pre[k] for k in ("spacing", "shape", "percentiles",
-                                                          "antialias")})  # fmt: skip
+    spec = PreprocessSpec.from_dict(
+        {k: pre[k] for k in ("spacing", "shape", "percentiles", "antialias")}
+    )
     model_params = p["model"].plain()
     net = load_classifier(args.checkpoint, model_params).net
     index = pd.read_csv(args.index)
     splits = json.loads(Path(args.splits).read_text())
     training = {
         "validation": json.loads(Path(args.train_metrics).read_text()),
-        "counts": {s: index[index.volume_id.isin(ids)].label.value_counts().to_dict()
-                   for s, ids in splits.items()},
+        "counts": {
+            s: index[index.volume_id.isin(ids)].label.value_counts().to_dict()
+            for s, ids in splits.items()
+        },
         "vendors": index.manufacturer.value_counts().to_dict(),
-    }  # fmt: skip
-    fingerprints = {"processed_index_md5": file_md5(args.index), "splits_md5": file_md5(args.splits)}
+    }
+    fingerprints = {
+        "processed_index_md5": file_md5(args.index),
+        "splits_md5": file_md5(args.splits),
+    }
     export_model(net, spec, args.out, model_params, training, fingerprints)
     print(f"exported to {args.out}")
 

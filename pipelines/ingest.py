@@ -4,8 +4,8 @@ import argparse
 from pathlib import Path
 
 import pandas as pd
-from _common import setup, workers
 
+from _common import setup, workers
 from mrseq.ingest import ingest
 from mrseq.labels import attach_labels
 from mrseq.params import stage_params

@@ -5,7 +5,6 @@ import json
 from pathlib import Path
 
 from _common import setup
-
 from mrseq.params import stage_params
 from mrseq.server import build_mar
 

@@ -4,8 +4,8 @@ import argparse
 from pathlib import Path
 
 import pandas as pd
-from _common import setup, workers
 
+from _common import setup, workers
 from mrseq.params import stage_params
 from mrseq.preprocess import PreprocessSpec, preprocess_index
 
@@ -17,8 +17,9 @@ def main() -> None:
     args = parser.parse_args()
     setup()
     p = stage_params("preprocess")["preprocess"]
-    spec = PreprocessSpec.from_dict({k: p[k] for k in ("spacing", "shape", "percentiles",
-                                                        "antialias")})  # fmt: skip
+    spec = PreprocessSpec.from_dict(
+        {k: p[k] for k in ("spacing", "shape", "percentiles", "antialias")}
+    )
     interim = Path(args.interim)
     index = pd.read_csv(interim / "labelled.csv")
     kept = preprocess_index(index, interim, Path(args.out), spec, workers(p["workers"]))

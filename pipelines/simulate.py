@@ -3,7 +3,6 @@
 import argparse
 
 from _common import setup, workers
-
 from mrseq.params import stage_params
 from mrseq.simulate import simulate_cohort
 
@@ -14,9 +13,13 @@ def main() -> None:
     args = parser.parse_args()
     setup()
     p = stage_params("simulate")["simulate"]
-    labels = simulate_cohort(args.out, n_patients=int(p["patients"]), seed=int(p["seed"]),
-                             workers=workers(p["workers"]),
-                             resolution_scale=float(p["resolution_scale"]))  # fmt: skip
+    labels = simulate_cohort(
+        args.out,
+        n_patients=int(p["patients"]),
+        seed=int(p["seed"]),
+        workers=workers(p["workers"]),
+        resolution_scale=float(p["resolution_scale"]),
+    )
     print(f"simulated {labels.patient_id.nunique()} patients, {len(labels)} volumes")
 
 

@@ -3,8 +3,8 @@
 import argparse
 
 import pandas as pd
-from _common import setup, write_json
 
+from _common import setup, write_json
 from mrseq.params import stage_params
 from mrseq.split import split_patients
 

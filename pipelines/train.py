@@ -2,9 +2,9 @@
 
 import argparse
 import json
+from pathlib import Path
 
 from _common import setup, write_json
-
 from mrseq.params import stage_params
 from mrseq.training import train_model
 from mrseq.tuning import apply_overrides
@@ -21,14 +21,16 @@ def main() -> None:
     setup()
     cfg = stage_params("train").plain()
     if args.best:
-        best = json.loads(open(args.best).read())
+        best = json.loads(Path(args.best).read_text())
         cfg = apply_overrides(cfg, best["config"])
         print(f"using the sweep's best config: {best['config']}")
     with open(args.splits) as f:
         splits = json.load(f)
     result = train_model(cfg, args.processed, splits, args.out, group="train")
-    write_json(args.metrics, {"val_loss": result["best_val_loss"], **result["best"],
-                              "epochs_run": result["epochs_run"]})  # fmt: skip
+    write_json(
+        args.metrics,
+        {"val_loss": result["best_val_loss"], **result["best"], "epochs_run": result["epochs_run"]},
+    )
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ import shutil
 from pathlib import Path
 
 from _common import setup, write_json
-
 from mrseq.params import stage_params
 from mrseq.tuning import SWEEP_NAME, best_overrides, run_sweep, save_best, sweep_plot
 
@@ -52,9 +51,15 @@ def main() -> None:
     best = best_overrides(table, keys, t["metric"], t["mode"])
     save_best(out / "best.json", best)
     sweep_plot(table, keys, t["metric"], out / "sweep.png")
-    write_json(args.metrics, {"best_" + t["metric"].replace("/", "_"): best["value"],
-                              "trials": len(table), "errored": int((table.status == "ERROR").sum()),
-                              "trial_epochs": int(table.epochs_run.fillna(0).sum())})  # fmt: skip
+    write_json(
+        args.metrics,
+        {
+            "best_" + t["metric"].replace("/", "_"): best["value"],
+            "trials": len(table),
+            "errored": int((table.status == "ERROR").sum()),
+            "trial_epochs": int(table.epochs_run.fillna(0).sum()),
+        },
+    )
     print(f"{len(table)} trials; best {t['metric']} {best['value']:.4f} with {best['config']}")
     print(f"sweep stored in {Path(args.storage) / SWEEP_NAME}")
 

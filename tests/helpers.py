@@ -28,8 +28,15 @@ def tiny_processed(root: Path, per_class: int = 6, seed: int = 0) -> tuple[Path,
             x[0, 3 * c : 3 * c + 3, 4:10, 2:6] = 1.0
             vid = f"{label}_{i}"
             np.save(root / "arrays" / f"{vid}.npy", x)
-            rows.append({"volume_id": vid, "patient_id": f"p{i}", "label": label,
-                         "manufacturer": "SIEMENS", "array": f"arrays/{vid}.npy"})  # fmt: skip
+            rows.append(
+                {
+                    "volume_id": vid,
+                    "patient_id": f"p{i}",
+                    "label": label,
+                    "manufacturer": "SIEMENS",
+                    "array": f"arrays/{vid}.npy",
+                }
+            )
     index = pd.DataFrame(rows)
     index.to_csv(root / "index.csv", index=False)
     ids = index.volume_id.tolist()
@@ -38,9 +45,21 @@ def tiny_processed(root: Path, per_class: int = 6, seed: int = 0) -> tuple[Path,
 
 
 def tiny_train_cfg(**over) -> dict:
-    train = {"epochs": 1, "batch_size": 8, "lr": 0.003, "weight_decay": 0.0, "label_smoothing": 0.0,
-             "patience": 3, "augment_strength": 0.5, "seed": 0, "num_workers": 0,
-             "accelerator": "cpu", "mixed_precision": False, "wandb": False, "progress_bar": False}  # fmt: skip
+    train = {
+        "epochs": 1,
+        "batch_size": 8,
+        "lr": 0.003,
+        "weight_decay": 0.0,
+        "label_smoothing": 0.0,
+        "patience": 3,
+        "augment_strength": 0.5,
+        "seed": 0,
+        "num_workers": 0,
+        "accelerator": "cpu",
+        "mixed_precision": False,
+        "wandb": False,
+        "progress_bar": False,
+    }
     train.update(over)
     return {"model": dict(TINY_MODEL), "train": train}
 

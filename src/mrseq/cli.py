@@ -53,9 +53,11 @@ def _add_simulate(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=_workers, default=0, help="processes (0: all cores)")
     p.add_argument(
-        "--resolution-scale", type=float, default=1.0,
+        "--resolution-scale",
+        type=float,
+        default=1.0,
         help="multiply every matrix size by this (below 1 for quick test cohorts)",
-    )  # fmt: skip
+    )
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_run_simulate)
 
@@ -64,9 +66,13 @@ def _run_simulate(args) -> int:
     from mrseq.simulate import simulate_cohort
 
     labels = simulate_cohort(
-        args.out_dir, n_patients=args.patients, seed=args.seed, workers=args.workers,
-        resolution_scale=args.resolution_scale, progress=not args.quiet,
-    )  # fmt: skip
+        args.out_dir,
+        n_patients=args.patients,
+        seed=args.seed,
+        workers=args.workers,
+        resolution_scale=args.resolution_scale,
+        progress=not args.quiet,
+    )
     print(f"{labels.patient_id.nunique()} patients, {len(labels)} volumes -> {args.out_dir}")
     print(labels.label.value_counts().sort_index().to_string())
     return 0
@@ -170,8 +176,10 @@ def _run_serve(args) -> int:
     config = args.config or server.DEFAULT_CONFIG
     proc = server.start(args.model_store, args.state, config, ports, args.host, args.foreground)
     server.wait_ready(f"http://127.0.0.1:{ports[1]}", args.timeout)
-    print(f"mrseq model READY: inference http://{args.host}:{ports[0]}/predictions/mrseq, "
-          f"metrics http://{args.host}:{ports[2]}/metrics")  # fmt: skip
+    print(
+        f"mrseq model READY: inference http://{args.host}:{ports[0]}/predictions/mrseq, "
+        f"metrics http://{args.host}:{ports[2]}/metrics"
+    )
     if proc is None:
         return 0
     signal.signal(signal.SIGTERM, lambda *_: server.stop(args.state))
@@ -219,8 +227,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_simulate, _add_ingest, _add_audit, _add_montage, _add_predict, _add_serve,
-                _add_classify):  # fmt: skip
+    for add in (
+        _add_simulate,
+        _add_ingest,
+        _add_audit,
+        _add_montage,
+        _add_predict,
+        _add_serve,
+        _add_classify,
+    ):
         add(sub)
     return parser
 

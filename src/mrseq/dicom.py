@@ -20,7 +20,7 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from mrseq.sequences import b_value, header_hint, image_type
+from mrseq.sequences import b_value, image_type
 
 log = logging.getLogger(__name__)
 
@@ -132,11 +132,25 @@ _RAW_SYNTAXES = {ExplicitVRLittleEndian: 12, ImplicitVRLittleEndian: 8}
 # Header elements kept per instance (hints, series.csv, checks); the rest is dropped so that
 # big archives fit in memory and worker processes send little back.
 KEPT = (
-    "PatientID", "StudyInstanceUID", "SeriesInstanceUID", "SeriesNumber", "SeriesDescription",
-    "Manufacturer", "MagneticFieldStrength", "Modality", "ImageType", "ScanOptions",
-    "ScanningSequence", "SequenceVariant", "PixelSpacing", "SliceThickness", "InstanceNumber",
-    "EchoTime", "RepetitionTime", "InversionTime",
-)  # fmt: skip
+    "PatientID",
+    "StudyInstanceUID",
+    "SeriesInstanceUID",
+    "SeriesNumber",
+    "SeriesDescription",
+    "Manufacturer",
+    "MagneticFieldStrength",
+    "Modality",
+    "ImageType",
+    "ScanOptions",
+    "ScanningSequence",
+    "SequenceVariant",
+    "PixelSpacing",
+    "SliceThickness",
+    "InstanceNumber",
+    "EchoTime",
+    "RepetitionTime",
+    "InversionTime",
+)
 
 
 def _trim(ds: Dataset) -> Dataset:
@@ -203,7 +217,9 @@ def _read_many(paths: list[str], workers: int, progress: bool) -> list[Instance 
     return [read_instance(p) for p in tqdm(paths, **bar)]
 
 
-def scan(paths: Iterable[str | os.PathLike], workers: int = 1, progress: bool = False) -> ScanResult:
+def scan(
+    paths: Iterable[str | os.PathLike], workers: int = 1, progress: bool = False
+) -> ScanResult:
     """Read every header under `paths` and group the instances into candidate volumes."""
     files, ignored = list_files(paths)
     by_series: dict[str, list[Instance]] = defaultdict(list)
@@ -262,7 +278,9 @@ def _split_repeats(group: VolumeGroup) -> list[VolumeGroup]:
         parts[seen[keys[n]]].append(insts[n])
         seen[keys[n]] += 1
     note = f"every slice position repeated {m} times and no known b-value tag: split by order"
-    return [VolumeGroup(f"{group.volume_id}_part{r + 1}", part, [note]) for r, part in enumerate(parts)]
+    return [
+        VolumeGroup(f"{group.volume_id}_part{r + 1}", part, [note]) for r, part in enumerate(parts)
+    ]
 
 
 def _volume_suffix(key: tuple, parts: dict) -> str:

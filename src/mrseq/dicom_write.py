@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID, generate_uid
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian, generate_uid
 
 from mrseq.sequences import GE_B_OFFSET, PRIVATE_B_TAGS, STANDARD_B_TAG
 
@@ -105,7 +105,9 @@ def _set_pixels(ds: Dataset, plane: np.ndarray) -> None:
     ds.PixelData = pixels.astype(np.int16 if signed else np.uint16).tobytes()
 
 
-def write_series(folder: str | os.PathLike, series: SeriesToWrite, start_number: int = 1) -> list[str]:
+def write_series(
+    folder: str | os.PathLike, series: SeriesToWrite, start_number: int = 1
+) -> list[str]:
     """Write one file per slice (and per b-value, interleaved by slice); return the paths."""
     os.makedirs(folder, exist_ok=True)
     paths = []

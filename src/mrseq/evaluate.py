@@ -15,8 +15,9 @@ from mrseq.ingest import load_saved_volume
 from mrseq.predict import Predictor
 
 
-def predict_table(predictor: Predictor, interim: Path, table: pd.DataFrame,
-                  progress: bool = True) -> pd.DataFrame:  # fmt: skip
+def predict_table(
+    predictor: Predictor, interim: Path, table: pd.DataFrame, progress: bool = True
+) -> pd.DataFrame:
     """Probabilities for each row of an ingested table (volumes read from interim/)."""
     probs = []
     for row in tqdm(list(table.itertuples()), desc="evaluate", unit="vol", disable=not progress):
@@ -35,26 +36,43 @@ def report(pred: pd.DataFrame, classes: list[str], bootstrap: int, seed: int) ->
     y = np.array([classes.index(c) for c in pred["label"]])
     yhat = np.array([classes.index(c) for c in pred["predicted"]])
     ece, _ = metrics.expected_calibration_error(pred["confidence"], y == yhat)
-    out = {"overall": metrics.overall(y, yhat, len(classes), bootstrap, seed),
-           "per_class": metrics.per_class(y, yhat, classes, bootstrap, seed),
-           "ece": round(ece, 4), "breakdown": {}}  # fmt: skip
+    out = {
+        "overall": metrics.overall(y, yhat, len(classes), bootstrap, seed),
+        "per_class": metrics.per_class(y, yhat, classes, bootstrap, seed),
+        "ece": round(ece, 4),
+        "breakdown": {},
+    }
     for column in ("manufacturer", "field_strength", "plane"):
         out["breakdown"][column] = {
-            str(key): {"n": len(part), "accuracy": round(float((part.label == part.predicted).mean()), 4)}
+            str(key): {
+                "n": len(part),
+                "accuracy": round(float((part.label == part.predicted).mean()), 4),
+            }
             for key, part in pred.groupby(column)
         }
     return out
 
 
-def write_outputs(pred: pd.DataFrame, result: dict, classes: list[str], metrics_dir: Path,
-                  plots_dir: Path) -> None:  # fmt: skip
+def write_outputs(
+    pred: pd.DataFrame, result: dict, classes: list[str], metrics_dir: Path, plots_dir: Path
+) -> None:
     metrics_dir.mkdir(parents=True, exist_ok=True)
     plots_dir.mkdir(parents=True, exist_ok=True)
     (metrics_dir / "test.json").write_text(json.dumps(result, indent=2))
     pred.to_csv(metrics_dir / "test_predictions.csv", index=False)
     wrong = pred[pred.label != pred.predicted]
-    keep = ["volume_id", "patient_id", "manufacturer", "plane", "b_value", "series_description",
-            "label", "predicted", "confidence", *[f"p_{c}" for c in classes]]  # fmt: skip
+    keep = [
+        "volume_id",
+        "patient_id",
+        "manufacturer",
+        "plane",
+        "b_value",
+        "series_description",
+        "label",
+        "predicted",
+        "confidence",
+        *[f"p_{c}" for c in classes],
+    ]
     wrong[keep].to_csv(metrics_dir / "misclassified.csv", index=False)
     pred[["label", "predicted"]].rename(columns={"label": "actual"}).to_csv(
         plots_dir / "confusion.csv", index=False
@@ -76,8 +94,14 @@ def _confusion_png(pred: pd.DataFrame, classes: list[str], path: Path) -> None:
     ax.imshow(m, cmap="Blues")
     for i in range(len(classes)):
         for j in range(len(classes)):
-            ax.text(j, i, m[i, j], ha="center", va="center",
-                    color="white" if m[i, j] > m.max() / 2 else "black")  # fmt: skip
+            ax.text(
+                j,
+                i,
+                m[i, j],
+                ha="center",
+                va="center",
+                color="white" if m[i, j] > m.max() / 2 else "black",
+            )
     ax.set_xticks(range(len(classes)), classes, rotation=30)
     ax.set_yticks(range(len(classes)), classes)
     ax.set_xlabel("predicted")
@@ -98,8 +122,12 @@ def _reliability_png(pred: pd.DataFrame, classes: list[str], path: Path) -> None
     fig, ax = plt.subplots(figsize=(4.5, 4.2))
     ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect")
     if table:
-        ax.plot([t["confidence"] for t in table], [t["accuracy"] for t in table], "o-",
-                label=f"model (ECE {ece:.3f})")  # fmt: skip
+        ax.plot(
+            [t["confidence"] for t in table],
+            [t["accuracy"] for t in table],
+            "o-",
+            label=f"model (ECE {ece:.3f})",
+        )
     ax.set_xlabel("confidence")
     ax.set_ylabel("accuracy")
     ax.set_xlim(0, 1)

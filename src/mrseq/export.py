@@ -30,16 +30,25 @@ def _versions() -> dict:
 
     import mrseq
 
-    return {"torch": torch.__version__, "monai": monai.__version__,
-            "pydicom": pydicom.__version__, "mrseq": mrseq.__version__}  # fmt: skip
+    return {
+        "torch": torch.__version__,
+        "monai": monai.__version__,
+        "pydicom": pydicom.__version__,
+        "mrseq": mrseq.__version__,
+    }
 
 
 def _git_revision() -> str:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=5, check=True)  # fmt: skip
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=5).stdout.strip()  # fmt: skip
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
         return out.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -49,8 +58,14 @@ def file_md5(path: str | os.PathLike) -> str:
     return hashlib.md5(Path(path).read_bytes()).hexdigest()
 
 
-def export_model(net: torch.nn.Module, preprocess: PreprocessSpec, out_dir: str | os.PathLike,
-                 model_params: dict, training: dict, data_fingerprints: dict) -> dict:  # fmt: skip
+def export_model(
+    net: torch.nn.Module,
+    preprocess: PreprocessSpec,
+    out_dir: str | os.PathLike,
+    model_params: dict,
+    training: dict,
+    data_fingerprints: dict,
+) -> dict:
     """Trace the net, check the trace reproduces it, write model.ts and model_spec.json."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -67,11 +82,17 @@ def export_model(net: torch.nn.Module, preprocess: PreprocessSpec, out_dir: str 
         "name": "mrseq",
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "classes": list(CLASSES),
-        "class_definitions": {"DWI_Low": f"b < {HIGH_B_THRESHOLD:g} s/mm2",
-                              "DWI_High": f"b >= {HIGH_B_THRESHOLD:g} s/mm2"},  # fmt: skip
+        "class_definitions": {
+            "DWI_Low": f"b < {HIGH_B_THRESHOLD:g} s/mm2",
+            "DWI_High": f"b >= {HIGH_B_THRESHOLD:g} s/mm2",
+        },
         "preprocessing": preprocess.to_dict(),
-        "input": {"shape": [-1, 1, *preprocess.shape], "dtype": "float32", "range": [0, 1],
-                  "axes": "N, C, X (R), Y (A), Z (S) in RAS+ after reorientation"},  # fmt: skip
+        "input": {
+            "shape": [-1, 1, *preprocess.shape],
+            "dtype": "float32",
+            "range": [0, 1],
+            "axes": "N, C, X (R), Y (A), Z (S) in RAS+ after reorientation",
+        },
         "output": {"logits": len(CLASSES), "activation": "softmax"},
         "model": {"file": MODEL_FILE, "format": "torchscript", **model_params},
         "training": training,

@@ -12,16 +12,31 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from mrseq.dicom import VolumeGroup, Volume, load_volume, plane_of, scan
+from mrseq.dicom import Volume, VolumeGroup, load_volume, plane_of, scan
 from mrseq.sequences import header_hint
 
 log = logging.getLogger(__name__)
 
 SERIES_COLUMNS = [
-    "volume_id", "patient_id", "study_uid", "series_uid", "series_number",
-    "series_description", "manufacturer", "field_strength", "b_value", "b_value_tag",
-    "image_type", "plane", "shape", "spacing", "header_hint", "hint_reason", "warnings", "file",
-]  # fmt: skip
+    "volume_id",
+    "patient_id",
+    "study_uid",
+    "series_uid",
+    "series_number",
+    "series_description",
+    "manufacturer",
+    "field_strength",
+    "b_value",
+    "b_value_tag",
+    "image_type",
+    "plane",
+    "shape",
+    "spacing",
+    "header_hint",
+    "hint_reason",
+    "warnings",
+    "file",
+]
 
 
 @dataclass
@@ -93,7 +108,10 @@ def _ingest_one(args: tuple[VolumeGroup, str]) -> dict | str:
 
 
 def ingest(
-    dicom_dir: str | os.PathLike, out_dir: str | os.PathLike, workers: int = 1, progress: bool = True
+    dicom_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    workers: int = 1,
+    progress: bool = True,
 ) -> tuple[pd.DataFrame, IngestSummary]:
     """Scan, check and convert a DICOM tree; write volumes and series.csv under out_dir."""
     out = Path(out_dir)

@@ -46,6 +46,7 @@ def attach_labels(series: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
 
         logging.getLogger(__name__).warning(
             "%d volumes have no label and are left out, e.g. %s",
-            int(missing.sum()), out.loc[missing, "volume_id"].iloc[0],
-        )  # fmt: skip
+            int(missing.sum()),
+            out.loc[missing, "volume_id"].iloc[0],
+        )
     return out[~missing].reset_index(drop=True)

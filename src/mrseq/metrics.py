@@ -101,7 +101,9 @@ def overall(y_true, y_pred, n_classes: int, bootstrap: int = 1000, seed: int = 0
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     m = confusion(y_true, y_pred, n_classes)
     est, low, high = wilson(int(np.trace(m)), int(m.sum()))
-    kappa = _entry(cohen_kappa(m), _bootstrap(y_true, y_pred, n_classes, cohen_kappa, bootstrap, seed))
+    kappa = _entry(
+        cohen_kappa(m), _bootstrap(y_true, y_pred, n_classes, cohen_kappa, bootstrap, seed)
+    )
     return {"n": int(m.sum()), "accuracy": _entry(est, (low, high)), "kappa": kappa}
 
 
@@ -116,6 +118,13 @@ def expected_calibration_error(confidence, correct, bins: int = 10) -> tuple[flo
             continue
         conf, acc = confidence[inside].mean(), correct[inside].mean()
         ece += inside.mean() * abs(conf - acc)
-        table.append({"bin_low": round(lo, 2), "bin_high": round(hi, 2), "confidence": float(conf),
-                      "accuracy": float(acc), "count": int(inside.sum())})  # fmt: skip
+        table.append(
+            {
+                "bin_low": round(lo, 2),
+                "bin_high": round(hi, 2),
+                "confidence": float(conf),
+                "accuracy": float(acc),
+                "count": int(inside.sum()),
+            }
+        )
     return float(ece), table

@@ -27,8 +27,12 @@ def _pick(table: pd.DataFrame, label: str, n: int) -> pd.DataFrame:
     return rows.sample(min(n, len(rows)), random_state=0).sort_values("manufacturer")
 
 
-def montage(interim_dir: str | os.PathLike, labels_csv: str | os.PathLike,
-            out_png: str | os.PathLike, per_class: int = 6) -> None:  # fmt: skip
+def montage(
+    interim_dir: str | os.PathLike,
+    labels_csv: str | os.PathLike,
+    out_png: str | os.PathLike,
+    per_class: int = 6,
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -47,8 +51,16 @@ def montage(interim_dir: str | os.PathLike, labels_csv: str | os.PathLike,
                 ax.imshow(_mid_slice(interim / row.file), cmap="gray")
                 b = f" b{row.b_value:g}" if pd.notna(row.b_value) and row.b_value != "" else ""
                 ax.set_title(f"{row.manufacturer.split()[0]} {row.plane[:3]}{b}", fontsize=7)
-        axes[r, 0].text(-0.08, 0.5, label, transform=axes[r, 0].transAxes, rotation=90,
-                        ha="right", va="center", fontsize=10)  # fmt: skip
+        axes[r, 0].text(
+            -0.08,
+            0.5,
+            label,
+            transform=axes[r, 0].transAxes,
+            rotation=90,
+            ha="right",
+            va="center",
+            fontsize=10,
+        )
     fig.tight_layout()
     Path(out_png).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_png, dpi=90)

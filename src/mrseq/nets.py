@@ -9,8 +9,12 @@ from mrseq.sequences import CLASSES
 LAYERS = {10: [1, 1, 1, 1], 18: [2, 2, 2, 2], 34: [3, 4, 6, 3]}
 
 
-def build_net(depth: int = 10, widths: list[int] = (16, 32, 64, 128), conv1_stride: int = 2,
-              n_classes: int = len(CLASSES)) -> nn.Module:  # fmt: skip
+def build_net(
+    depth: int = 10,
+    widths: list[int] = (16, 32, 64, 128),
+    conv1_stride: int = 2,
+    n_classes: int = len(CLASSES),
+) -> nn.Module:
     """A basic-block 3D ResNet (MONAI) for single-channel volumes.
 
     Narrow widths (the default, 1/4 of the paper-standard 64-512) train on 2 CPU cores;
@@ -22,9 +26,16 @@ def build_net(depth: int = 10, widths: list[int] = (16, 32, 64, 128), conv1_stri
         raise ValueError(f"model.depth must be one of {sorted(LAYERS)}, got {depth}")
     if len(widths) != 4:
         raise ValueError(f"model.widths needs 4 numbers, got {widths}")
-    return ResNet(block="basic", layers=LAYERS[depth], block_inplanes=list(widths),
-                  spatial_dims=3, n_input_channels=1, conv1_t_size=7,
-                  conv1_t_stride=conv1_stride, num_classes=n_classes)  # fmt: skip
+    return ResNet(
+        block="basic",
+        layers=LAYERS[depth],
+        block_inplanes=list(widths),
+        spatial_dims=3,
+        n_input_channels=1,
+        conv1_t_size=7,
+        conv1_t_stride=conv1_stride,
+        num_classes=n_classes,
+    )
 
 
 def build_net_from_params(model: dict) -> nn.Module:

@@ -74,14 +74,16 @@ class Tracked(dict):
         return value
 
     def get(self, key, default=None):
-        return self[key] if key in self else default
+        return self[key] if key in self else default  # noqa: SIM401 (records the read)
 
     def plain(self) -> dict:
         """A plain copy (marks everything as read)."""
         return {k: (self[k].plain() if isinstance(self[k], Tracked) else self[k]) for k in self}
 
 
-def stage_params(stage: str, params_file: str = "params.yaml", dvc_yaml: str = "dvc.yaml") -> Tracked:
+def stage_params(
+    stage: str, params_file: str = "params.yaml", dvc_yaml: str = "dvc.yaml"
+) -> Tracked:
     """The declared subset of params.yaml for `stage`, tracked for the audit."""
     everything = load_yaml(params_file)
     subset: dict = {}

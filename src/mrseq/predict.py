@@ -21,9 +21,18 @@ from mrseq.export import MODEL_FILE, SPEC_FILE
 from mrseq.preprocess import PreprocessSpec, preprocess_volume
 from mrseq.sequences import UNKNOWN, header_hint
 
-RECORD_FIELDS = ["path", "series_uid", "series_description", "b_value_header", "label",
-                 "confidence", "probabilities", "header_hint", "agrees_with_header",
-                 "warnings"]  # fmt: skip
+RECORD_FIELDS = [
+    "path",
+    "series_uid",
+    "series_description",
+    "b_value_header",
+    "label",
+    "confidence",
+    "probabilities",
+    "header_hint",
+    "agrees_with_header",
+    "warnings",
+]
 
 
 @dataclass
@@ -40,7 +49,9 @@ class Predictor:
         if not spec_path.is_file():
             raise FileNotFoundError(f"no {SPEC_FILE} in {folder}: is this an exported model?")
         spec = json.loads(spec_path.read_text())
-        model = torch.jit.load(str(folder / spec["model"].get("file", MODEL_FILE)), map_location="cpu")
+        model = torch.jit.load(
+            str(folder / spec["model"].get("file", MODEL_FILE)), map_location="cpu"
+        )
         model.eval()
         return cls(model, spec, PreprocessSpec.from_dict(spec["preprocessing"]), spec["classes"])
 
@@ -76,7 +87,9 @@ class Predictor:
             "plane": plane_of(group.instances[0].orientation),
             "label": label,
             "confidence": round(float(np.max(probs)), 4),
-            "probabilities": {c: round(float(p), 4) for c, p in zip(self.classes, probs, strict=True)},
+            "probabilities": {
+                c: round(float(p), 4) for c, p in zip(self.classes, probs, strict=True)
+            },
             "header_hint": hint.label,
             "agrees_with_header": None if hint.label == UNKNOWN else hint.label == label,
             "warnings": list(volume.warnings),
@@ -114,8 +127,13 @@ def format_records(records: list[dict], fmt: str = "json") -> str:
         writer = csv.DictWriter(buf, fieldnames=RECORD_FIELDS, extrasaction="ignore")
         writer.writeheader()
         for r in records:
-            writer.writerow({**r, "probabilities": json.dumps(r.get("probabilities")),
-                             "warnings": "; ".join(r.get("warnings", []))})  # fmt: skip
+            writer.writerow(
+                {
+                    **r,
+                    "probabilities": json.dumps(r.get("probabilities")),
+                    "warnings": "; ".join(r.get("warnings", [])),
+                }
+            )
         return buf.getvalue().rstrip("\n")
     return _table(records)
 
@@ -127,7 +145,9 @@ def _table(records: list[dict]) -> str:
         if r.get("label") is None:
             flag = "ERROR: " + "; ".join(r["warnings"])
         b = r.get("b_value_header")
-        lines.append(f"{r.get('label') or '-':<9} {r.get('confidence', 0):>5.2f} "
-                     f"{r.get('header_hint', '-'):<9} {'' if b is None else f'{b:g}':>6}  "
-                     f"{(r.get('series_description') or '')[:28]:<28} {flag}")  # fmt: skip
+        lines.append(
+            f"{r.get('label') or '-':<9} {r.get('confidence', 0):>5.2f} "
+            f"{r.get('header_hint', '-'):<9} {'' if b is None else f'{b:g}':>6}  "
+            f"{(r.get('series_description') or '')[:28]:<28} {flag}"
+        )
     return "\n".join(lines)

@@ -79,8 +79,10 @@ def preprocess_volume(array: np.ndarray, affine: np.ndarray, spec: PreprocessSpe
 
     if array.ndim != 3 or min(array.shape) < 1:
         raise ValueError(f"expected a 3D volume, got shape {array.shape}")
-    image = MetaTensor(torch.as_tensor(np.asarray(array, dtype=np.float32))[None],
-                       affine=torch.as_tensor(affine, dtype=torch.float64))  # fmt: skip
+    image = MetaTensor(
+        torch.as_tensor(np.asarray(array, dtype=np.float32))[None],
+        affine=torch.as_tensor(affine, dtype=torch.float64),
+    )
     image = Orientation(axcodes=spec.orientation, labels=None)(image)
     image = normalise(image, *spec.percentiles)
     if spec.antialias:
@@ -103,12 +105,20 @@ def _one(args: tuple[str, str, dict]) -> str | None:
         return f"{source}: {type(exc).__name__}: {exc}"
 
 
-def preprocess_index(index: pd.DataFrame, interim: Path, out: Path, spec: PreprocessSpec,
-                     workers: int = 1, progress: bool = True) -> pd.DataFrame:  # fmt: skip
+def preprocess_index(
+    index: pd.DataFrame,
+    interim: Path,
+    out: Path,
+    spec: PreprocessSpec,
+    workers: int = 1,
+    progress: bool = True,
+) -> pd.DataFrame:
     """Preprocess every labelled volume; write out/arrays/<volume_id>.npy and out/index.csv."""
     (out / "arrays").mkdir(parents=True, exist_ok=True)
-    jobs = [(str(interim / f), str(out / "arrays" / f"{v}.npy"), spec.to_dict())
-            for v, f in zip(index.volume_id, index.file, strict=True)]  # fmt: skip
+    jobs = [
+        (str(interim / f), str(out / "arrays" / f"{v}.npy"), spec.to_dict())
+        for v, f in zip(index.volume_id, index.file, strict=True)
+    ]
     bar = dict(total=len(jobs), desc="preprocess", unit="vol", disable=not progress)
     torch.set_num_threads(1 if workers > 1 else torch.get_num_threads())
     if workers > 1 and len(jobs) > 8:

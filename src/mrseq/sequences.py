@@ -52,11 +52,8 @@ def label_for_b_value(b_value: float) -> str:
 
 def _private_value(ds: Dataset, group: int, offset: int, creator: str):
     """Value of a private element, wherever its creator's block sits in the group."""
-    for tag in ds.keys():  # sorted tags; only this group's creator slots (gggg,0010-00FF) matter
-        if tag.group != group or not 0x10 <= tag.element <= 0xFF:
-            if tag.group > group:
-                break
-            continue
+    slots = [t for t in ds.keys() if t.group == group and 0x10 <= t.element <= 0xFF]  # noqa: SIM118
+    for tag in slots:  # the group's private creator slots (gggg,0010-00FF)
         if str(ds[tag].value).strip() == creator:
             element = (group << 16) | (tag.element << 8) | offset
             return ds[element].value if element in ds else None
@@ -99,7 +96,9 @@ def b_value(ds: Dataset) -> tuple[float | None, str]:
 
 def _text(ds: Dataset, keyword: str) -> str:
     value = ds.get(keyword, "")
-    if isinstance(value, list | tuple) or (hasattr(value, "__iter__") and not isinstance(value, str)):
+    if isinstance(value, list | tuple) or (
+        hasattr(value, "__iter__") and not isinstance(value, str)
+    ):
         return "\\".join(str(v) for v in value)
     return str(value or "")
 

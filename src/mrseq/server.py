@@ -33,27 +33,52 @@ DEFAULT_HANDLER = ROOT / "serve" / "handler.py"
 
 def model_config(serve: dict) -> dict:
     """TorchServe per-model settings (batching, workers, timeout) from params.yaml `serve`."""
-    return {"minWorkers": int(serve["workers"]), "maxWorkers": int(serve["workers"]),
-            "batchSize": int(serve["batch_size"]), "maxBatchDelay": int(serve["max_batch_delay_ms"]),
-            "responseTimeout": int(serve["response_timeout_s"])}  # fmt: skip
+    return {
+        "minWorkers": int(serve["workers"]),
+        "maxWorkers": int(serve["workers"]),
+        "batchSize": int(serve["batch_size"]),
+        "maxBatchDelay": int(serve["max_batch_delay_ms"]),
+        "responseTimeout": int(serve["response_timeout_s"]),
+    }
 
 
-def build_mar(model_dir: str | os.PathLike, out_dir: str | os.PathLike, serve: dict,
-              handler: str | os.PathLike = DEFAULT_HANDLER, version: str = "1.0") -> Path:  # fmt: skip
+def build_mar(
+    model_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    serve: dict,
+    handler: str | os.PathLike = DEFAULT_HANDLER,
+    version: str = "1.0",
+) -> Path:
     """models/mrseq (model.ts + model_spec.json) + the mrseq package + handler -> mrseq.mar."""
     model_dir, out = Path(model_dir), Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         code = Path(tmp) / "code"
-        shutil.copytree(Path(__file__).parent, code / "mrseq",
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))  # fmt: skip
+        shutil.copytree(
+            Path(__file__).parent,
+            code / "mrseq",
+            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+        )
         config = Path(tmp) / "model-config.yaml"
         config.write_text(yaml.safe_dump(model_config(serve)))
-        cmd = [_tool("torch-model-archiver"),
-               "--model-name", MODEL_NAME, "--version", version,
-               "--serialized-file", str(model_dir / "model.ts"), "--handler", str(handler),
-               "--extra-files", f"{model_dir / 'model_spec.json'},{code}",
-               "--config-file", str(config), "--export-path", str(out), "--force"]  # fmt: skip
+        cmd = [
+            _tool("torch-model-archiver"),
+            "--model-name",
+            MODEL_NAME,
+            "--version",
+            version,
+            "--serialized-file",
+            str(model_dir / "model.ts"),
+            "--handler",
+            str(handler),
+            "--extra-files",
+            f"{model_dir / 'model_spec.json'},{code}",
+            "--config-file",
+            str(config),
+            "--export-path",
+            str(out),
+            "--force",
+        ]
         subprocess.run(cmd, check=True, capture_output=True, text=True)
     return out / f"{MODEL_NAME}.mar"
 
@@ -62,8 +87,12 @@ def build_mar(model_dir: str | os.PathLike, out_dir: str | os.PathLike, serve: d
 
 
 def _env(state: Path, ports: tuple[int, int, int] | None, host: str) -> dict:
-    env = {**os.environ, "TMPDIR": str(state / "tmp"), "LOG_LOCATION": str(state / "logs"),
-           "METRICS_LOCATION": str(state / "logs")}  # fmt: skip
+    env = {
+        **os.environ,
+        "TMPDIR": str(state / "tmp"),
+        "LOG_LOCATION": str(state / "logs"),
+        "METRICS_LOCATION": str(state / "logs"),
+    }
     env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
     if ports:
         inference, management, metrics = ports
@@ -83,25 +112,46 @@ def _torchserve() -> str:
     return _tool("torchserve")
 
 
-def start(model_store: str | os.PathLike, state: str | os.PathLike,
-          config: str | os.PathLike = DEFAULT_CONFIG, ports: tuple[int, int, int] | None = None,
-          host: str = "127.0.0.1", foreground: bool = False) -> subprocess.Popen | None:  # fmt: skip
+def start(
+    model_store: str | os.PathLike,
+    state: str | os.PathLike,
+    config: str | os.PathLike = DEFAULT_CONFIG,
+    ports: tuple[int, int, int] | None = None,
+    host: str = "127.0.0.1",
+    foreground: bool = False,
+) -> subprocess.Popen | None:
     """Start TorchServe on model_store/mrseq.mar. Foreground: returns the running process."""
     store = Path(model_store).resolve()
     if not (store / f"{MODEL_NAME}.mar").is_file():
         raise FileNotFoundError(f"no {MODEL_NAME}.mar in {store}: run `dvc repro package` first")
     state = Path(state).resolve()
-    cmd = [_torchserve(), "--start", "--ncs", "--model-store", str(store),
-           "--models", f"{MODEL_NAME}={MODEL_NAME}.mar", "--ts-config", str(Path(config).resolve()),
-           "--disable-token-auth"]  # fmt: skip
+    cmd = [
+        _torchserve(),
+        "--start",
+        "--ncs",
+        "--model-store",
+        str(store),
+        "--models",
+        f"{MODEL_NAME}={MODEL_NAME}.mar",
+        "--ts-config",
+        str(Path(config).resolve()),
+        "--disable-token-auth",
+    ]
     env = _env(state, ports, host)
     if foreground:
         return subprocess.Popen([*cmd, "--foreground"], env=env, start_new_session=True)
     # Java inherits the wrapper's stdout: a pipe would never close, so log to a file.
     (state / "logs").mkdir(parents=True, exist_ok=True)
     with open(state / "logs" / "start.log", "ab") as log:
-        subprocess.run(cmd, env=env, check=True, stdout=log, stderr=subprocess.STDOUT, timeout=60,
-                       start_new_session=True)  # fmt: skip
+        subprocess.run(
+            cmd,
+            env=env,
+            check=True,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            timeout=60,
+            start_new_session=True,
+        )
     return None
 
 
@@ -111,8 +161,13 @@ def stop(state: str | os.PathLike, timeout: float = 30) -> None:
     pid_file = state / "tmp" / ".model_server.pid"
     pid = int(pid_file.read_text().strip()) if pid_file.is_file() else None
     workers = _children(pid) if pid else []
-    subprocess.run([_torchserve(), "--stop"], env=_env(state, None, ""),
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)  # fmt: skip
+    subprocess.run(
+        [_torchserve(), "--stop"],
+        env=_env(state, None, ""),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=60,
+    )
     deadline = time.time() + timeout
     for p in ([pid] if pid else []) + workers:
         while _alive(p) and time.time() < deadline:
@@ -179,11 +234,15 @@ def series_zips(path: str | os.PathLike) -> list[tuple[str, bytes]]:
     return out
 
 
-def post(url: str, body: bytes, headers: dict | None = None, timeout: float = 120) -> tuple[int, object]:
+def post(
+    url: str, body: bytes, headers: dict | None = None, timeout: float = 120
+) -> tuple[int, object]:
     request = urllib.request.Request(
-        f"{url.rstrip('/')}/predictions/{MODEL_NAME}", data=body, method="POST",
+        f"{url.rstrip('/')}/predictions/{MODEL_NAME}",
+        data=body,
+        method="POST",
         headers={"Content-Type": "application/octet-stream", **(headers or {})},
-    )  # fmt: skip
+    )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as r:
             return r.status, json.loads(r.read())
@@ -203,8 +262,13 @@ def classify(path: str | os.PathLike, url: str) -> list[dict]:
     for name, body in series_zips(path):
         status, answer = post(url, body)
         if status != 200:
-            records.append({"label": None, "series_description": name,
-                            "warnings": [f"HTTP {status}: {answer}"]})  # fmt: skip
+            records.append(
+                {
+                    "label": None,
+                    "series_description": name,
+                    "warnings": [f"HTTP {status}: {answer}"],
+                }
+            )
             continue
         records += answer if isinstance(answer, list) else [answer]
     return records

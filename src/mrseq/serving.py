@@ -69,8 +69,10 @@ def kind_of(body: bytes) -> str:
 
 def decode(body: bytes | None, spacing: str | None = None) -> Decoded:
     if not body:
-        raise BadInput("empty request body: send a zip/tar of DICOM files, a DICOM file, "
-                       "a NIfTI volume or a .npy array")  # fmt: skip
+        raise BadInput(
+            "empty request body: send a zip/tar of DICOM files, a DICOM file, "
+            "a NIfTI volume or a .npy array"
+        )
     kind = kind_of(body)
     if kind == "gzip":
         body = _gunzip(body)
@@ -83,8 +85,9 @@ def decode(body: bytes | None, spacing: str | None = None) -> Decoded:
         return Decoded([_npy(body, spacing)], [])
     if kind in ("zip", "tar", "dicom"):
         return _dicom(body, kind)
-    raise BadInput("unrecognised body: not a zip/tar archive, DICOM file, NIfTI volume or "
-                   ".npy array", 415)  # fmt: skip
+    raise BadInput(
+        "unrecognised body: not a zip/tar archive, DICOM file, NIfTI volume or .npy array", 415
+    )
 
 
 def _gunzip(body: bytes) -> bytes:
@@ -115,15 +118,19 @@ def _nifti(body: bytes) -> Item:
 
 def _npy(body: bytes, spacing: str | None) -> Item:
     if not spacing:
-        raise BadInput("a .npy array needs its voxel spacing: header X-Spacing: 0.5,0.5,3.0 "
-                       "(mm, for the array's axes, assumed RAS)")  # fmt: skip
+        raise BadInput(
+            "a .npy array needs its voxel spacing: header X-Spacing: 0.5,0.5,3.0 "
+            "(mm, for the array's axes, assumed RAS)"
+        )
     try:
         values = [float(v) for v in spacing.replace("x", ",").split(",")]
         array = np.load(io.BytesIO(body), allow_pickle=False).astype(np.float32)
     except ValueError as exc:
         raise BadInput(f"bad .npy array or spacing: {exc}") from None
     if array.ndim != 3 or len(values) != 3 or min(values) <= 0:
-        raise BadInput(f"need a 3D array and 3 positive spacings, got {array.shape} and {values}", 422)
+        raise BadInput(
+            f"need a 3D array and 3 positive spacings, got {array.shape} and {values}", 422
+        )
     return Item(array, np.diag([*values, 1.0]))
 
 
@@ -162,15 +169,15 @@ def _extract(body: bytes, kind: str, folder: str) -> None:
 def _members(body: bytes, kind: str):
     """(uncompressed size, compressed size or 0, reader) for each regular file."""
     if kind == "zip":
-        archive = zipfile.ZipFile(io.BytesIO(body))
-        for info in archive.infolist():
-            if not info.is_dir():
-                yield info.file_size, info.compress_size, lambda i=info: archive.read(i)
+        with zipfile.ZipFile(io.BytesIO(body)) as archive:
+            for info in archive.infolist():
+                if not info.is_dir():
+                    yield info.file_size, info.compress_size, lambda i=info: archive.read(i)
         return
-    archive = tarfile.open(fileobj=io.BytesIO(body), mode="r:*")
-    for info in archive:
-        if info.isfile():  # links, devices and folders are skipped
-            yield info.size, 0, lambda i=info: archive.extractfile(i).read()
+    with tarfile.open(fileobj=io.BytesIO(body), mode="r:*") as archive:
+        for info in archive:
+            if info.isfile():  # links, devices and folders are skipped
+                yield info.size, 0, lambda i=info: archive.extractfile(i).read()
 
 
 def _volumes(folder: str) -> Decoded:
@@ -184,8 +191,12 @@ def _volumes(folder: str) -> Decoded:
         try:
             volume = load_volume(group)
         except Exception as exc:  # e.g. no pixel data
-            problems.append({"series_uid": group.instances[0].series_uid,
-                             "warning": f"cannot read pixels: {exc}"})  # fmt: skip
+            problems.append(
+                {
+                    "series_uid": group.instances[0].series_uid,
+                    "warning": f"cannot read pixels: {exc}",
+                }
+            )
             continue
         items.append(Item(volume.array, volume.affine, volume, list(volume.warnings)))
     if not items:
@@ -203,11 +214,19 @@ def records(predictor, decoded: Decoded, probs: np.ndarray) -> list[dict]:
             record.pop("path", None)
         else:
             label = predictor.classes[int(np.argmax(p))]
-            record = {"series_uid": None, "series_description": None, "b_value_header": None,
-                      "label": label, "confidence": round(float(np.max(p)), 4),
-                      "probabilities": {c: round(float(v), 4)
-                                        for c, v in zip(predictor.classes, p, strict=True)},
-                      "header_hint": "unknown", "agrees_with_header": None, "warnings": []}  # fmt: skip
+            record = {
+                "series_uid": None,
+                "series_description": None,
+                "b_value_header": None,
+                "label": label,
+                "confidence": round(float(np.max(p)), 4),
+                "probabilities": {
+                    c: round(float(v), 4) for c, v in zip(predictor.classes, p, strict=True)
+                },
+                "header_hint": "unknown",
+                "agrees_with_header": None,
+                "warnings": [],
+            }
         record["model_version"] = predictor.version
         out.append(record)
     return out + [{"label": None, **p} for p in decoded.problems]

@@ -26,5 +26,8 @@ def split_patients(index: pd.DataFrame, fractions=(0.8, 0.1, 0.1), seed: int = 0
     n_val, n_test = max(1, round(val * n_folds)), max(1, round(test * n_folds))
     ids = index["volume_id"].to_numpy()
     pick = lambda fs: sorted(ids[np.concatenate(fs)].tolist())  # noqa: E731
-    return {"test": pick(parts[:n_test]), "val": pick(parts[n_test : n_test + n_val]),
-            "train": pick(parts[n_test + n_val :])}  # fmt: skip
+    return {
+        "test": pick(parts[:n_test]),
+        "val": pick(parts[n_test : n_test + n_val]),
+        "train": pick(parts[n_test + n_val :]),
+    }

@@ -31,25 +31,39 @@ log = logging.getLogger(__name__)
 def build_augment(strength: float):
     """MONAI random transforms on (1, X, Y, Z) tensors; `strength` scales ranges and odds."""
     from monai.transforms import (
-        Compose, RandAdjustContrast, RandAffine, RandBiasField, RandFlip, RandGaussianNoise,
-        RandGaussianSmooth, RandScaleIntensity,
-    )  # fmt: skip
+        Compose,
+        RandAdjustContrast,
+        RandAffine,
+        RandBiasField,
+        RandFlip,
+        RandGaussianNoise,
+        RandGaussianSmooth,
+        RandScaleIntensity,
+    )
 
     s = float(strength)
     if s <= 0:
         return None
     p = min(1.0, 0.5 * s)
-    return Compose([
-        RandAffine(prob=min(1.0, 0.8 * s), rotate_range=[0.26 * s] * 3, scale_range=[0.15 * s] * 3,
-                   translate_range=[6 * s, 6 * s, 2 * s], padding_mode="zeros"),
-        RandFlip(prob=0.5, spatial_axis=0),  # left-right: the pelvis is near-symmetric
-        RandBiasField(prob=p, coeff_range=(0.0, 0.4 * s)),
-        RandGaussianSmooth(prob=p * 0.6, sigma_x=(0.2, 1.2 * s), sigma_y=(0.2, 1.2 * s),
-                           sigma_z=(0.1, 0.6 * s)),  # resolution degradation
-        RandAdjustContrast(prob=p, gamma=(max(0.3, 1 - 0.4 * s), 1 + 0.6 * s)),
-        RandScaleIntensity(prob=p * 0.5, factors=0.1 * s),
-        RandGaussianNoise(prob=p, std=0.04 * s),
-    ])  # fmt: skip
+    return Compose(
+        [
+            RandAffine(
+                prob=min(1.0, 0.8 * s),
+                rotate_range=[0.26 * s] * 3,
+                scale_range=[0.15 * s] * 3,
+                translate_range=[6 * s, 6 * s, 2 * s],
+                padding_mode="zeros",
+            ),
+            RandFlip(prob=0.5, spatial_axis=0),  # left-right: the pelvis is near-symmetric
+            RandBiasField(prob=p, coeff_range=(0.0, 0.4 * s)),
+            RandGaussianSmooth(
+                prob=p * 0.6, sigma_x=(0.2, 1.2 * s), sigma_y=(0.2, 1.2 * s), sigma_z=(0.1, 0.6 * s)
+            ),  # resolution degradation
+            RandAdjustContrast(prob=p, gamma=(max(0.3, 1 - 0.4 * s), 1 + 0.6 * s)),
+            RandScaleIntensity(prob=p * 0.5, factors=0.1 * s),
+            RandGaussianNoise(prob=p, std=0.04 * s),
+        ]
+    )
 
 
 class VolumeDataset(Dataset):
@@ -91,9 +105,15 @@ class VolumeDataModule(pl.LightningDataModule):
         batch = int(self.cfg["batch_size"])
         # Training drops a ragged last batch: a batch of one breaks BatchNorm on small inputs.
         drop_last = shuffle and len(data) > batch
-        return DataLoader(data, batch_size=batch, shuffle=shuffle, drop_last=drop_last,
-                          num_workers=workers, persistent_workers=workers > 0,
-                          pin_memory=torch.cuda.is_available())  # fmt: skip
+        return DataLoader(
+            data,
+            batch_size=batch,
+            shuffle=shuffle,
+            drop_last=drop_last,
+            num_workers=workers,
+            persistent_workers=workers > 0,
+            pin_memory=torch.cuda.is_available(),
+        )
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, True)
@@ -115,8 +135,14 @@ def resolve_workers(setting) -> int:
 class SequenceClassifier(pl.LightningModule):
     """Cross-entropy classifier; the network is injected (built by mrseq.nets)."""
 
-    def __init__(self, net: nn.Module, lr: float, weight_decay: float, epochs: int,
-                 label_smoothing: float = 0.0):  # fmt: skip
+    def __init__(
+        self,
+        net: nn.Module,
+        lr: float,
+        weight_decay: float,
+        epochs: int,
+        label_smoothing: float = 0.0,
+    ):
         super().__init__()
         self.net = net
         self.save_hyperparameters(ignore=["net"])
@@ -142,8 +168,9 @@ class SequenceClassifier(pl.LightningModule):
         self._step(batch, "val")
 
     def configure_optimizers(self):
-        opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr,
-                                weight_decay=self.hparams.weight_decay)  # fmt: skip
+        opt = torch.optim.AdamW(
+            self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
+        )
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, self.hparams.epochs))
         return {"optimizer": opt, "lr_scheduler": sched}
 
@@ -186,8 +213,14 @@ def _loggers(cfg: dict, out_dir: Path, group: str | None):
     return WandbLogger(project="mrseq", save_dir=str(root), group=group, config=cfg)
 
 
-def train_model(cfg: dict, processed: str | os.PathLike, splits: dict, out_dir: str | os.PathLike,
-                callbacks: list | None = None, group: str | None = None) -> dict:  # fmt: skip
+def train_model(
+    cfg: dict,
+    processed: str | os.PathLike,
+    splits: dict,
+    out_dir: str | os.PathLike,
+    callbacks: list | None = None,
+    group: str | None = None,
+) -> dict:
     """Fit a model; returns the best validation metrics and the checkpoint path.
 
     cfg has `model` (depth, widths, conv1_stride) and `train` (epochs, batch_size, lr, ...).
@@ -200,11 +233,21 @@ def train_model(cfg: dict, processed: str | os.PathLike, splits: dict, out_dir: 
     pl.seed_everything(int(t["seed"]), workers=True)
     gpu = torch.cuda.is_available() and t["accelerator"] in ("auto", "gpu")
     data = VolumeDataModule(processed, splits, t)
-    model = SequenceClassifier(build_net_from_params(cfg["model"]), float(t["lr"]),
-                               float(t["weight_decay"]), int(t["epochs"]),
-                               float(t["label_smoothing"]))  # fmt: skip
-    best = ModelCheckpoint(dirpath=out, filename="best", monitor="val/loss", mode="min",
-                           save_top_k=1, auto_insert_metric_name=False)  # fmt: skip
+    model = SequenceClassifier(
+        build_net_from_params(cfg["model"]),
+        float(t["lr"]),
+        float(t["weight_decay"]),
+        int(t["epochs"]),
+        float(t["label_smoothing"]),
+    )
+    best = ModelCheckpoint(
+        dirpath=out,
+        filename="best",
+        monitor="val/loss",
+        mode="min",
+        save_top_k=1,
+        auto_insert_metric_name=False,
+    )
     stop = EarlyStopping(monitor="val/loss", mode="min", patience=int(t["patience"]))
     history = History()
     trainer = pl.Trainer(
@@ -224,7 +267,9 @@ def train_model(cfg: dict, processed: str | os.PathLike, splits: dict, out_dir: 
     pd.DataFrame(history.rows).to_csv(out / "history.csv", index=False)
     metrics = {
         "best_checkpoint": str(best.best_model_path),
-        "best_val_loss": float(best.best_model_score) if best.best_model_score is not None else None,
+        "best_val_loss": float(best.best_model_score)
+        if best.best_model_score is not None
+        else None,
         "best": history.best(),
         "epochs_run": len(history.rows),
         "stopped_early": bool(stop.stopped_epoch),

@@ -41,11 +41,15 @@ def parse_space(space: dict, params: dict) -> dict[str, Any]:
         except KeyError:
             raise ValueError(f"tune.space.{key}: no such key in params.yaml") from None
         if not isinstance(spec, dict) or len(spec) != 1:
-            raise ValueError(f"tune.space.{key}: expected one distribution, e.g. {{uniform: [a, b]}}")
-        (name, args), = spec.items()
+            raise ValueError(
+                f"tune.space.{key}: expected one distribution, e.g. {{uniform: [a, b]}}"
+            )
+        ((name, args),) = spec.items()
         if name not in DISTRIBUTIONS:
-            raise ValueError(f"tune.space.{key}: unknown distribution {name!r}; "
-                             f"use one of {sorted(DISTRIBUTIONS)}")  # fmt: skip
+            raise ValueError(
+                f"tune.space.{key}: unknown distribution {name!r}; "
+                f"use one of {sorted(DISTRIBUTIONS)}"
+            )
         if name == "choice":
             if not isinstance(args, list) or not args:
                 raise ValueError(f"tune.space.{key}: choice needs a non-empty list")
@@ -92,8 +96,9 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> None:
         ray.init(address=address, log_to_driver=False)
         return
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
-             configure_logging=False)  # fmt: skip
+    ray.init(
+        num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, configure_logging=False
+    )
 
 
 # ------------------------------------------------------------------ trials
@@ -133,13 +138,17 @@ def build_tuner(params: dict, processed: str, splits: dict, storage: str, resour
     t = params["tune"]
     space = parse_space(t["space"], params)
     base = {"model": params["model"], "train": params["train"]}
-    trainable = tune.with_resources(make_trainable(base, processed, splits, storage + "/runs"),
-                                    resources)  # fmt: skip
+    trainable = tune.with_resources(
+        make_trainable(base, processed, splits, storage + "/runs"), resources
+    )
     metric, mode = t["metric"], t["mode"]
     if t["scheduler"] == "asha":
-        scheduler = ASHAScheduler(time_attr="training_iteration", max_t=int(t["epochs"]),
-                                  grace_period=int(t["grace_period"]),
-                                  reduction_factor=float(t["reduction_factor"]))  # fmt: skip
+        scheduler = ASHAScheduler(
+            time_attr="training_iteration",
+            max_t=int(t["epochs"]),
+            grace_period=int(t["grace_period"]),
+            reduction_factor=float(t["reduction_factor"]),
+        )
     elif t["scheduler"] == "fifo":
         scheduler = FIFOScheduler()
     else:
@@ -151,17 +160,30 @@ def build_tuner(params: dict, processed: str, splits: dict, storage: str, resour
         search = OptunaSearch(seed=int(t["seed"]))
     elif t["search"] != "random":
         raise ValueError(f"tune.search must be random or optuna, got {t['search']!r}")
-    tune_config = tune.TuneConfig(metric=metric, mode=mode, scheduler=scheduler, search_alg=search,
-                                  num_samples=int(t["num_samples"]),
-                                  max_concurrent_trials=int(t["max_concurrent_trials"]) or None)  # fmt: skip
-    run_config = tune.RunConfig(name=SWEEP_NAME, storage_path=storage,
-                                failure_config=tune.FailureConfig(max_failures=int(t["max_failures"])),
-                                verbose=1)  # fmt: skip
+    tune_config = tune.TuneConfig(
+        metric=metric,
+        mode=mode,
+        scheduler=scheduler,
+        search_alg=search,
+        num_samples=int(t["num_samples"]),
+        max_concurrent_trials=int(t["max_concurrent_trials"]) or None,
+    )
+    run_config = tune.RunConfig(
+        name=SWEEP_NAME,
+        storage_path=storage,
+        failure_config=tune.FailureConfig(max_failures=int(t["max_failures"])),
+        verbose=1,
+    )
     return trainable, space, tune_config, run_config
 
 
-def run_sweep(params: dict, processed: str | os.PathLike, splits: dict, storage: str | os.PathLike,
-              num_cpus: int | None = None) -> pd.DataFrame:  # fmt: skip
+def run_sweep(
+    params: dict,
+    processed: str | os.PathLike,
+    splits: dict,
+    storage: str | os.PathLike,
+    num_cpus: int | None = None,
+) -> pd.DataFrame:
     """Run (or resume) the sweep; returns one row per trial."""
     import ray
     from ray import tune
@@ -178,8 +200,9 @@ def run_sweep(params: dict, processed: str | os.PathLike, splits: dict, storage:
         log.warning("tune: resuming the sweep in %s", path)
         tuner = tune.Tuner.restore(path, trainable, resume_errored=True, param_space=space)
     else:
-        tuner = tune.Tuner(trainable, param_space=space, tune_config=tune_config,
-                           run_config=run_config)  # fmt: skip
+        tuner = tune.Tuner(
+            trainable, param_space=space, tune_config=tune_config, run_config=run_config
+        )
     grid = tuner.fit()
     return trials_table(grid, list(space), params["tune"]["metric"])
 
@@ -187,13 +210,16 @@ def run_sweep(params: dict, processed: str | os.PathLike, splits: dict, storage:
 def trials_table(grid, keys: list[str], metric: str) -> pd.DataFrame:
     rows = []
     for result in grid:
-        row = {"trial_id": result.metrics.get("trial_id") if result.metrics else None,
-               "status": "ERROR" if result.error else "TERMINATED"}  # fmt: skip
+        row = {
+            "trial_id": result.metrics.get("trial_id") if result.metrics else None,
+            "status": "ERROR" if result.error else "TERMINATED",
+        }
         row.update({k: result.config.get(k) for k in keys})
         history = result.metrics_dataframe
         if history is not None and len(history) and metric in history:
-            row["best_" + metric] = float(history[metric].min() if "loss" in metric
-                                          else history[metric].max())  # fmt: skip
+            row["best_" + metric] = float(
+                history[metric].min() if "loss" in metric else history[metric].max()
+            )
             row["epochs_run"] = int(history["training_iteration"].max())
             row["node_id"] = history["node_id"].iloc[-1] if "node_id" in history else None
         row["error"] = str(result.error)[:200] if result.error else ""
@@ -206,8 +232,13 @@ def best_overrides(table: pd.DataFrame, keys: list[str], metric: str, mode: str)
     if done.empty:
         raise RuntimeError("no trial reported the metric: the sweep produced no winner")
     row = done.sort_values("best_" + metric, ascending=mode == "min").iloc[0]
-    return {"config": {k: _plain(row[k]) for k in keys}, "metric": metric, "mode": mode,
-            "value": float(row["best_" + metric]), "trial_id": row["trial_id"]}  # fmt: skip
+    return {
+        "config": {k: _plain(row[k]) for k in keys},
+        "metric": metric,
+        "mode": mode,
+        "value": float(row["best_" + metric]),
+        "trial_id": row["trial_id"],
+    }
 
 
 def _plain(value):
@@ -223,7 +254,9 @@ def save_best(path: str | os.PathLike, best: dict) -> None:
     Path(path).write_text(json.dumps(best, indent=2) + "\n")
 
 
-def sweep_plot(table: pd.DataFrame, keys: list[str], metric: str, out_png: str | os.PathLike) -> None:
+def sweep_plot(
+    table: pd.DataFrame, keys: list[str], metric: str, out_png: str | os.PathLike
+) -> None:
     """Metric against each swept hyper-parameter (log axis for ranges spanning decades)."""
     import matplotlib
 

@@ -23,8 +23,13 @@ MINI = {
     "model": {"widths": [4, 8, 8, 16]},
     "train": {"epochs": 2, "batch_size": 8, "wandb": False, "progress_bar": False},
     "evaluate": {"bootstrap": 20},
-    "tune": {"num_samples": 2, "epochs": 1, "grace_period": 1, "max_concurrent_trials": 2,
-             "space": {"train.lr": {"loguniform": [0.001, 0.01]}}},
+    "tune": {
+        "num_samples": 2,
+        "epochs": 1,
+        "grace_period": 1,
+        "max_concurrent_trials": 2,
+        "space": {"train.lr": {"loguniform": [0.001, 0.01]}},
+    },
 }
 
 
@@ -44,9 +49,14 @@ def repo(tmp_path_factory):
     for section, values in MINI.items():
         params[section].update(values)
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-           "DVC_NO_ANALYTICS": "1", "WANDB_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
-           "MRSEQ_PARAMS_AUDIT": str(work / "audit")}  # fmt: skip
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "DVC_NO_ANALYTICS": "1",
+        "WANDB_MODE": "disabled",
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "MRSEQ_PARAMS_AUDIT": str(work / "audit"),
+    }
     run(["git", "init", "-q"], work, env)
     run(["dvc", "init", "-q"], work, env)
     first = run(["dvc", "repro"], work, env)
@@ -60,9 +70,16 @@ def test_pipeline_produces_metrics_model_and_plots(repo):
     assert set(result["per_class"]) == {"T2WI_nan", "T2WI_fs", "DWI_Low", "DWI_High", "ADC"}
     spec = json.loads((work / "models" / "mrseq" / "model_spec.json").read_text())
     assert spec["preprocessing"]["shape"] == [24, 24, 10]
-    for path in ("plots/confusion.png", "plots/reliability.png", "plots/confusion.csv",
-                 "metrics/misclassified.csv", "models/mrseq/model.ts", "data/splits.json",
-                 "reports/tune/trials.csv", "reports/tune/sweep.png"):  # fmt: skip
+    for path in (
+        "plots/confusion.png",
+        "plots/reliability.png",
+        "plots/confusion.csv",
+        "metrics/misclassified.csv",
+        "models/mrseq/model.ts",
+        "data/splits.json",
+        "reports/tune/trials.csv",
+        "reports/tune/sweep.png",
+    ):
         assert (work / path).is_file(), path
 
 

@@ -67,10 +67,14 @@ def test_study_zip_nifti_and_npy(running, study):
     assert status == 200 and records[0]["label"]
 
 
-@pytest.mark.parametrize("body, status, words", [
-    (b"", 400, "empty"), (b"not an image" * 50, 415, "unrecognised"),
-    (b"PK\x03\x04" + b"\x00" * 400, 400, "corrupt"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "body, status, words",
+    [
+        (b"", 400, "empty"),
+        (b"not an image" * 50, 415, "unrecognised"),
+        (b"PK\x03\x04" + b"\x00" * 400, 400, "corrupt"),
+    ],
+)
 def test_bad_input_gets_4xx_and_the_server_keeps_answering(running, study, body, status, words):
     _, url, _, _ = running
     got, answer = server.post(url, body)

@@ -19,11 +19,23 @@ pytestmark = pytest.mark.integration
 
 def sweep_params(samples: int, concurrent: int, epochs: int = 2) -> dict:
     base = tiny_train_cfg(epochs=epochs, patience=epochs)
-    base["tune"] = {"space": {"train.lr": {"loguniform": [0.001, 0.01]}}, "num_samples": samples,
-                    "epochs": epochs, "scheduler": "fifo", "grace_period": 1,
-                    "reduction_factor": 2, "search": "random", "metric": "val/loss",
-                    "mode": "min", "max_concurrent_trials": concurrent, "cpus_per_trial": 1,
-                    "resources": {}, "max_failures": 0, "address": "", "seed": 0}  # fmt: skip
+    base["tune"] = {
+        "space": {"train.lr": {"loguniform": [0.001, 0.01]}},
+        "num_samples": samples,
+        "epochs": epochs,
+        "scheduler": "fifo",
+        "grace_period": 1,
+        "reduction_factor": 2,
+        "search": "random",
+        "metric": "val/loss",
+        "mode": "min",
+        "max_concurrent_trials": concurrent,
+        "cpus_per_trial": 1,
+        "resources": {},
+        "max_failures": 0,
+        "address": "",
+        "seed": 0,
+    }
     return base
 
 
@@ -54,7 +66,9 @@ def test_two_node_cluster_spreads_trials_and_writes_best(tmp_path, ray_env):
         assert table.node_id.nunique() == 2  # one GPU-declaring node per trial
         best = best_overrides(table, ["train.lr"], "val/loss", "min")
         save_best(tmp_path / "best.json", best)
-        assert 0.001 <= json.loads((tmp_path / "best.json").read_text())["config"]["train.lr"] <= 0.01
+        assert (
+            0.001 <= json.loads((tmp_path / "best.json").read_text())["config"]["train.lr"] <= 0.01
+        )
     finally:
         ray.shutdown()
         cluster.shutdown()
@@ -85,11 +99,21 @@ def test_killed_sweep_resumes_without_rerunning_finished_trials(tmp_path, ray_en
     processed, splits = tiny_processed(tmp_path / "processed")
     (tmp_path / "splits.json").write_text(json.dumps(splits))
     storage = tmp_path / "ray"
-    code = SCRIPT.format(tests=str(Path(__file__).parent), splits=str(tmp_path / "splits.json"),
-                         processed=str(processed), storage=str(storage), out=str(tmp_path / "t.csv"))  # fmt: skip
+    code = SCRIPT.format(
+        tests=str(Path(__file__).parent),
+        splits=str(tmp_path / "splits.json"),
+        processed=str(processed),
+        storage=str(storage),
+        out=str(tmp_path / "t.csv"),
+    )
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
-    first = subprocess.Popen([sys.executable, "-c", code], env=env, start_new_session=True,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    first = subprocess.Popen(
+        [sys.executable, "-c", code],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 240
     while not finished_trials(storage) and time.time() < deadline and first.poll() is None:
         time.sleep(1)
@@ -98,8 +122,9 @@ def test_killed_sweep_resumes_without_rerunning_finished_trials(tmp_path, ray_en
     first.wait(timeout=120)
     before = finished_trials(storage)
     assert not (tmp_path / "t.csv").exists(), "the sweep finished before it could be killed"
-    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=600,
-                   capture_output=True)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-c", code], env=env, check=True, timeout=600, capture_output=True
+    )
     import pandas as pd
 
     table = pd.read_csv(tmp_path / "t.csv")

@@ -123,8 +123,9 @@ def test_mismatched_rows_columns_dropped_with_warning(tmp_path):
     uid = "1.2.3.5"
     rng = np.random.default_rng(0)
     make_series(tmp_path / "a", stacks=[rng.integers(0, 9, (12, 10, 6))], SeriesInstanceUID=uid)
-    odd, _, _ = make_series(tmp_path / "b", stacks=[rng.integers(0, 9, (8, 8, 6))],
-                            SeriesInstanceUID=uid)  # fmt: skip
+    odd, _, _ = make_series(
+        tmp_path / "b", stacks=[rng.integers(0, 9, (8, 8, 6))], SeriesInstanceUID=uid
+    )
     for p in odd[1:]:
         os.remove(p)
     group = only_group(tmp_path)

@@ -85,9 +85,18 @@ def test_study_zip_gives_one_record_per_volume(handler, study):
     good = [r for r in records if r["label"]]
     assert len(good) == len(labels)  # multi-b series split, one record per volume
     for r in good:
-        assert set(r) >= {"series_uid", "series_description", "b_value_header", "label",
-                          "confidence", "probabilities", "header_hint", "agrees_with_header",
-                          "warnings", "model_version"}  # fmt: skip
+        assert set(r) >= {
+            "series_uid",
+            "series_description",
+            "b_value_header",
+            "label",
+            "confidence",
+            "probabilities",
+            "header_hint",
+            "agrees_with_header",
+            "warnings",
+            "model_version",
+        }
         assert sum(r["probabilities"].values()) == pytest.approx(1, abs=1e-3)
     assert [c for c in ctx.metrics.counts if c[0] == "MrseqPredictions"]
 
@@ -108,12 +117,20 @@ def test_tar_gz_single_dicom_nifti_and_npy(handler, study, tmp_path):
     assert ctx.status[0][0] == 400 and "X-Spacing" in records["error"]
 
 
-@pytest.mark.parametrize("name, make, status, words", [
-    ("empty", lambda d: b"", 400, "empty"),
-    ("junk", lambda d: b"hello world" * 100, 415, "unrecognised"),
-    ("corrupt zip", lambda d: b"PK\x03\x04" + b"\x00" * 300, 400, "corrupt zip"),
-    ("ct", lambda d: zip_folder(make_series(d / "ct", Modality="CT")[0][0] and d / "ct"), 422, "CT"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "name, make, status, words",
+    [
+        ("empty", lambda d: b"", 400, "empty"),
+        ("junk", lambda d: b"hello world" * 100, 415, "unrecognised"),
+        ("corrupt zip", lambda d: b"PK\x03\x04" + b"\x00" * 300, 400, "corrupt zip"),
+        (
+            "ct",
+            lambda d: zip_folder(make_series(d / "ct", Modality="CT")[0][0] and d / "ct"),
+            422,
+            "CT",
+        ),
+    ],
+)
 def test_bad_inputs_get_4xx_and_a_message(handler, tmp_path, name, make, status, words):
     records, ctx = call(handler, make(tmp_path))
     assert ctx.status[0][0] == status and words in records["error"], records

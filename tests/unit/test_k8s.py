@@ -15,13 +15,18 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 K8S_VERSION = "1.32.0"
 OVERLAYS = ["overlays/cpu", "overlays/gpu"]
-pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None,
-                                reason="kubectl (client) is needed to render kustomize")  # fmt: skip
+pytestmark = pytest.mark.skipif(
+    shutil.which("kubectl") is None, reason="kubectl (client) is needed to render kustomize"
+)
 
 
 def render(path: str) -> list[dict]:
-    out = subprocess.run(["kubectl", "kustomize", str(ROOT / "k8s" / path)], capture_output=True,
-                         text=True, check=True).stdout  # fmt: skip
+    out = subprocess.run(
+        ["kubectl", "kustomize", str(ROOT / "k8s" / path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return [d for d in yaml.safe_load_all(out) if d]
 
 
@@ -45,8 +50,12 @@ def test_rayjob_validates_against_its_crd_schema_and_pods_against_kubernetes():
     templates = [cluster["headGroupSpec"]["template"]]
     templates += [g["template"] for g in cluster["workerGroupSpecs"]]
     for template in templates:
-        pod = {"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": "t"},
-               "template": template}  # fmt: skip
+        pod = {
+            "apiVersion": "v1",
+            "kind": "PodTemplate",
+            "metadata": {"name": "t"},
+            "template": template,
+        }
         kubernetes_validate.validate(pod, K8S_VERSION, strict=True)
     for doc in docs:
         if doc["kind"] != "RayJob":
@@ -72,7 +81,9 @@ def containers(doc: dict) -> list[dict]:
 def pod_specs(doc: dict) -> list[dict]:
     if doc["kind"] == "RayJob":
         c = doc["spec"]["rayClusterSpec"]
-        return [c["headGroupSpec"]["template"]["spec"]] + [g["template"]["spec"] for g in c["workerGroupSpecs"]]
+        return [c["headGroupSpec"]["template"]["spec"]] + [
+            g["template"]["spec"] for g in c["workerGroupSpecs"]
+        ]
     return [doc["spec"]["template"]["spec"]]
 
 

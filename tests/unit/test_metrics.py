@@ -1,6 +1,12 @@
 import numpy as np
 import pytest
-from sklearn.metrics import accuracy_score, cohen_kappa_score, f1_score, precision_score, recall_score
+from sklearn.metrics import (
+    accuracy_score,
+    cohen_kappa_score,
+    f1_score,
+    precision_score,
+    recall_score,
+)
 
 from mrseq import metrics
 
@@ -27,10 +33,16 @@ def test_per_class_matches_sklearn(predictions):
         assert row["ppv"]["value"] == pytest.approx(precision[c], abs=1e-4)
         assert row["f1"]["value"] == pytest.approx(f1[c], abs=1e-4)
         binary_t, binary_p = y == c, yhat == c
-        assert row["specificity"]["value"] == pytest.approx(recall_score(~binary_t, ~binary_p), abs=1e-4)
+        assert row["specificity"]["value"] == pytest.approx(
+            recall_score(~binary_t, ~binary_p), abs=1e-4
+        )
         assert row["npv"]["value"] == pytest.approx(precision_score(~binary_t, ~binary_p), abs=1e-4)
-        assert row["accuracy"]["value"] == pytest.approx(accuracy_score(binary_t, binary_p), abs=1e-4)
-        assert row["kappa"]["value"] == pytest.approx(cohen_kappa_score(binary_t, binary_p), abs=1e-4)
+        assert row["accuracy"]["value"] == pytest.approx(
+            accuracy_score(binary_t, binary_p), abs=1e-4
+        )
+        assert row["kappa"]["value"] == pytest.approx(
+            cohen_kappa_score(binary_t, binary_p), abs=1e-4
+        )
         low, high = row["f1"]["ci95"]
         assert low <= row["f1"]["value"] <= high
 
@@ -45,7 +57,11 @@ def test_overall_matches_sklearn(predictions):
 def test_wilson_interval_known_value():
     # 8/10: Wilson 95 % interval is (0.4902, 0.9433)
     p, low, high = metrics.wilson(8, 10)
-    assert p == 0.8 and low == pytest.approx(0.4902, abs=1e-3) and high == pytest.approx(0.9433, abs=1e-3)
+    assert (
+        p == 0.8
+        and low == pytest.approx(0.4902, abs=1e-3)
+        and high == pytest.approx(0.9433, abs=1e-3)
+    )
     assert metrics.wilson(10, 10)[2] == pytest.approx(1.0)
 
 

@@ -40,6 +40,10 @@ def test_audit_file_written_at_exit(tmp_path):
     (tmp_path / "params.yaml").write_text("a: {x: 1}\n")
     (tmp_path / "dvc.yaml").write_text("stages:\n  s:\n    cmd: x\n    params: [a]\n")
     code = "from mrseq.params import stage_params; stage_params('s')['a']['x']"
-    subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=True,
-                   env={**__import__('os').environ, "MRSEQ_PARAMS_AUDIT": str(tmp_path / "audit")})  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        check=True,
+        env={**__import__("os").environ, "MRSEQ_PARAMS_AUDIT": str(tmp_path / "audit")},
+    )
     assert json.loads((tmp_path / "audit" / "s.json").read_text()) == ["a.x"]

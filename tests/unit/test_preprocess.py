@@ -35,8 +35,12 @@ def test_storage_orientation_does_not_matter():
     aff_flipped = aff.copy()
     aff_flipped[0, 0] = -aff[0, 0]
     aff_flipped[0, 3] = aff[0, 0] * (vol.shape[0] - 1)
-    torch.testing.assert_close(preprocess_volume(vol, aff, SPEC),
-                               preprocess_volume(flipped, aff_flipped, SPEC), atol=1e-4, rtol=0)  # fmt: skip
+    torch.testing.assert_close(
+        preprocess_volume(vol, aff, SPEC),
+        preprocess_volume(flipped, aff_flipped, SPEC),
+        atol=1e-4,
+        rtol=0,
+    )
 
 
 def test_decimate_keeps_world_coordinates():

@@ -16,14 +16,17 @@ def test_classes_are_the_papers_five():
     assert CLASSES == ("T2WI_nan", "T2WI_fs", "DWI_Low", "DWI_High", "ADC")
 
 
-@pytest.mark.parametrize("b, label", [(0, "DWI_Low"), (499.9, "DWI_Low"), (500, "DWI_High"),
-                                      (2000, "DWI_High")])  # fmt: skip
+@pytest.mark.parametrize(
+    "b, label", [(0, "DWI_Low"), (499.9, "DWI_Low"), (500, "DWI_High"), (2000, "DWI_High")]
+)
 def test_b_value_boundary(b, label):
     assert label_for_b_value(b) == label
 
 
-@pytest.mark.parametrize("style, tag", [("standard", "(0018,9087)"), ("siemens", "siemens"),
-                                        ("ge", "ge"), ("philips", "philips")])  # fmt: skip
+@pytest.mark.parametrize(
+    "style, tag",
+    [("standard", "(0018,9087)"), ("siemens", "siemens"), ("ge", "ge"), ("philips", "philips")],
+)
 def test_b_value_read_from_each_vendor_tag(style, tag):
     d = ds(SeriesDescription="x")
     _set_b_value(d, 800, style)

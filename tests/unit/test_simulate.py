@@ -20,8 +20,9 @@ SCALE = 0.3  # tiny matrices: same physics, fraction of the time
 @pytest.fixture(scope="module")
 def cohort(tmp_path_factory):
     out = tmp_path_factory.mktemp("cohort")
-    labels = simulate_cohort(out / "raw", n_patients=6, seed=7, workers=2,
-                             resolution_scale=SCALE, progress=False)  # fmt: skip
+    labels = simulate_cohort(
+        out / "raw", n_patients=6, seed=7, workers=2, resolution_scale=SCALE, progress=False
+    )
     table, summary = ingest(out / "raw", out / "interim", workers=1, progress=False)
     return out, labels, table, summary
 
@@ -36,8 +37,9 @@ def tree_digest(root: Path) -> str:
 
 def test_same_seed_same_cohort(cohort, tmp_path):
     out, labels, _, _ = cohort
-    again = simulate_cohort(tmp_path, n_patients=2, seed=7, workers=1, resolution_scale=SCALE,
-                            progress=False)  # fmt: skip
+    again = simulate_cohort(
+        tmp_path, n_patients=2, seed=7, workers=1, resolution_scale=SCALE, progress=False
+    )
     first_two = labels[labels.patient_id.isin(again.patient_id)].reset_index(drop=True)
     pd.testing.assert_frame_equal(again, first_two)
     for pid in again.patient_id.unique():
@@ -70,8 +72,11 @@ def test_protocols_cover_every_class_vendor_plane_and_layout():
     assert {s.vendor for s in studies} == set(VENDORS)
     t2 = [p for s in studies for p in s.series if p.kind == "t2"]
     dwi = [p for s in studies for p in s.series if p.kind == "dwi"]
-    assert {p.grid.plane for p in t2 if p.fs} == {p.grid.plane for p in t2 if not p.fs} == {
-        "axial", "sagittal", "coronal"}  # fmt: skip
+    assert (
+        {p.grid.plane for p in t2 if p.fs}
+        == {p.grid.plane for p in t2 if not p.fs}
+        == {"axial", "sagittal", "coronal"}
+    )
     assert {p.fs for p in t2} == {None, "spair", "spir", "stir", "dixon"}
     assert any(p.interleave and len(p.export_b) > 1 for p in dwi)
     assert any(not p.interleave for p in dwi)

@@ -21,8 +21,12 @@ def test_train_model_writes_checkpoint_history_and_metrics(tmp_path):
 
 def test_training_learns_a_separable_toy_problem(tmp_path):
     processed, splits = tiny_processed(tmp_path / "processed", per_class=8)
-    result = train_model(tiny_train_cfg(epochs=12, augment_strength=0.0, lr=0.01), processed,
-                         splits, tmp_path / "out")  # fmt: skip
+    result = train_model(
+        tiny_train_cfg(epochs=12, augment_strength=0.0, lr=0.01),
+        processed,
+        splits,
+        tmp_path / "out",
+    )
     assert result["best"]["val_acc"] >= 0.8
 
 

@@ -2,27 +2,38 @@ import pytest
 
 from mrseq.tuning import apply_overrides, parse_space, trial_resources
 
-PARAMS = {"model": {"depth": 10, "widths": [4, 8, 8, 8]}, "train": {"lr": 0.001, "epochs": 3},
-          "preprocess": {"shape": [8, 8, 8]}}  # fmt: skip
+PARAMS = {
+    "model": {"depth": 10, "widths": [4, 8, 8, 8]},
+    "train": {"lr": 0.001, "epochs": 3},
+    "preprocess": {"shape": [8, 8, 8]},
+}
 
 
 def test_space_parses_every_distribution():
-    space = parse_space({"train.lr": {"loguniform": [1e-4, 1e-2]},
-                         "train.epochs": {"randint": [1, 5]},
-                         "model.depth": {"choice": [10, 18]},
-                         "model.widths": {"choice": [[4, 8, 8, 8], [8, 8, 16, 16]]}}, PARAMS)  # fmt: skip
+    space = parse_space(
+        {
+            "train.lr": {"loguniform": [1e-4, 1e-2]},
+            "train.epochs": {"randint": [1, 5]},
+            "model.depth": {"choice": [10, 18]},
+            "model.widths": {"choice": [[4, 8, 8, 8], [8, 8, 16, 16]]},
+        },
+        PARAMS,
+    )
     assert set(space) == {"train.lr", "train.epochs", "model.depth", "model.widths"}
     assert 1e-4 <= space["train.lr"].sample() <= 1e-2
 
 
-@pytest.mark.parametrize("space, message", [
-    ({"train.lr": {"gaussian": [0, 1]}}, "unknown distribution"),
-    ({"train.nope": {"uniform": [0, 1]}}, "no such key"),
-    ({"preprocess.shape": {"choice": [[8, 8, 8]]}}, "only model"),
-    ({"train.lr": {"uniform": [0]}}, "takes 2 numbers"),
-    ({"train.lr": {"choice": []}}, "non-empty"),
-    ({}, "empty"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "space, message",
+    [
+        ({"train.lr": {"gaussian": [0, 1]}}, "unknown distribution"),
+        ({"train.nope": {"uniform": [0, 1]}}, "no such key"),
+        ({"preprocess.shape": {"choice": [[8, 8, 8]]}}, "only model"),
+        ({"train.lr": {"uniform": [0]}}, "takes 2 numbers"),
+        ({"train.lr": {"choice": []}}, "non-empty"),
+        ({}, "empty"),
+    ],
+)
 def test_space_rejects_bad_entries_clearly(space, message):
     with pytest.raises(ValueError, match=message):
         parse_space(space, PARAMS)
@@ -38,4 +49,6 @@ def test_one_gpu_per_trial_only_when_the_cluster_has_gpus():
     assert trial_resources({"CPU": 16, "GPU": 4}, {"cpus_per_trial": 4}) == {"cpu": 4, "gpu": 1}
     assert trial_resources({"CPU": 2}, {"cpus_per_trial": 1}) == {"cpu": 1}
     assert trial_resources({"CPU": 2, "GPU": 1}, {"resources": {"cpu": 2, "gpu": 0.5}}) == {
-        "cpu": 2, "gpu": 0.5}  # fmt: skip
+        "cpu": 2,
+        "gpu": 0.5,
+    }

@@ -25,10 +25,22 @@ from mrseq.simulate.protocol import B_STYLE, SeriesPlan, StudyPlan, plan_study
 from mrseq.simulate.render import render_dwi, render_t2
 
 LABEL_COLUMNS = [
-    "patient_id", "study_uid", "series_uid", "b_value", "label", "vendor", "field_strength",
-    "plane", "series_description", "fs_method", "calculated", "private_stripped",
-    "matrix", "n_slices", "prostate_volume_ml",
-]  # fmt: skip
+    "patient_id",
+    "study_uid",
+    "series_uid",
+    "b_value",
+    "label",
+    "vendor",
+    "field_strength",
+    "plane",
+    "series_description",
+    "fs_method",
+    "calculated",
+    "private_stripped",
+    "matrix",
+    "n_slices",
+    "prostate_volume_ml",
+]
 
 
 class _Writer:
@@ -51,14 +63,23 @@ class _Writer:
     def uid(self, *parts) -> str:
         return generate_uid(entropy_srcs=[*self.entropy, *map(str, parts)])
 
-    def write(self, plan: SeriesPlan, kind: str, stacks: list[np.ndarray], b_values: list,
-              labels: list[str], slope: float, b_style: str | None) -> None:  # fmt: skip
+    def write(
+        self,
+        plan: SeriesPlan,
+        kind: str,
+        stacks: list[np.ndarray],
+        b_values: list,
+        labels: list[str],
+        slope: float,
+        b_style: str | None,
+    ) -> None:
         vendor = self.study.vendor
         uid = self.uid("series", self.number)
         text = headers.b_text([b for b in b_values if b is not None])
         desc = headers.description(self.rng, vendor, kind, plan.grid.plane, plan.fs, text)
-        tags = headers.series_tags(self.rng, self.study_tags, vendor, self.study.field, kind,
-                                   plan.fs, plan.tr, plan.te)  # fmt: skip
+        tags = headers.series_tags(
+            self.rng, self.study_tags, vendor, self.study.field, kind, plan.fs, plan.tr, plan.te
+        )
         tags.update(SeriesInstanceUID=uid, SeriesNumber=self.number, SeriesDescription=desc)
         folder = self.out / self.patient_id / self.study_tags["StudyInstanceUID"] / uid
         series = SeriesToWrite(stacks, plan.grid.geometry(), tags, b_values, b_style, slope)
@@ -69,14 +90,22 @@ class _Writer:
 
     def _row(self, plan, uid, b, label, desc, kind, b_style) -> dict:
         return {
-            "patient_id": self.patient_id, "study_uid": self.study_tags["StudyInstanceUID"],
-            "series_uid": uid, "b_value": "" if b is None else f"{b:g}", "label": label,
-            "vendor": self.study.vendor, "field_strength": self.study.field,
-            "plane": plan.grid.plane, "series_description": desc, "fs_method": plan.fs or "",
-            "calculated": kind == "calc", "private_stripped": b is not None and b_style is None,
-            "matrix": plan.grid.recon, "n_slices": plan.grid.n_slices,
+            "patient_id": self.patient_id,
+            "study_uid": self.study_tags["StudyInstanceUID"],
+            "series_uid": uid,
+            "b_value": "" if b is None else f"{b:g}",
+            "label": label,
+            "vendor": self.study.vendor,
+            "field_strength": self.study.field,
+            "plane": plan.grid.plane,
+            "series_description": desc,
+            "fs_method": plan.fs or "",
+            "calculated": kind == "calc",
+            "private_stripped": b is not None and b_style is None,
+            "matrix": plan.grid.recon,
+            "n_slices": plan.grid.n_slices,
             "prostate_volume_ml": round(self.volume, 1),
-        }  # fmt: skip
+        }
 
 
 def _stored(rng, image: np.ndarray, vendor: str) -> tuple[np.ndarray, float]:
@@ -110,8 +139,15 @@ def _write_dwi(w: _Writer, plan: SeriesPlan, result: dict) -> None:
         stored, slope = _stored(w.rng, result["calc"], vendor)
         w.write(plan, "calc", [stored], [plan.calc_b], ["DWI_High"], slope, style)
     if plan.adc:
-        w.write(plan, "adc", [_adc_stored(result, vendor)], [None], ["ADC"],
-                headers.adc_storage(vendor)[0], None)  # fmt: skip
+        w.write(
+            plan,
+            "adc",
+            [_adc_stored(result, vendor)],
+            [None],
+            ["ADC"],
+            headers.adc_storage(vendor)[0],
+            None,
+        )
 
 
 def _adc_stored(result: dict, vendor: str) -> np.ndarray:

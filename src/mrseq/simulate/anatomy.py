@@ -14,9 +14,23 @@ from dataclasses import dataclass, field
 import numpy as np
 
 TISSUES = (
-    "air", "fat", "muscle", "cortex", "marrow", "urine", "rectal_wall", "gas", "stool",
-    "pz", "tz", "lesion", "haemorrhage", "sv_fluid", "venous", "vessel",
-)  # fmt: skip
+    "air",
+    "fat",
+    "muscle",
+    "cortex",
+    "marrow",
+    "urine",
+    "rectal_wall",
+    "gas",
+    "stool",
+    "pz",
+    "tz",
+    "lesion",
+    "haemorrhage",
+    "sv_fluid",
+    "venous",
+    "vessel",
+)
 T = {name: i for i, name in enumerate(TISSUES)}
 
 
@@ -92,8 +106,14 @@ def _waves(rng: np.random.Generator, k: int, amp: float, wavelength: tuple[float
 
 
 def _shape(rng, tissue, centre, radii, tilt=8.0, bump=0.1, **kw) -> Shape:
-    return Shape(tissue, np.asarray(centre, float), np.asarray(radii, float),
-                 _bumps(rng, 6, bump), _rot(rng, tilt), **kw)  # fmt: skip
+    return Shape(
+        tissue,
+        np.asarray(centre, float),
+        np.asarray(radii, float),
+        _bumps(rng, 6, bump),
+        _rot(rng, tilt),
+        **kw,
+    )
 
 
 def _pair(rng, tissue, centre, radii, **kw) -> list[Shape]:
@@ -109,11 +129,26 @@ def _body(rng) -> list[Shape]:
     centre = [0, rng.uniform(5, 20), 0]
     return [
         _shape(rng, "fat", centre, [a, b, 1], tilt=3, bump=0.03, tube=True),
-        _shape(rng, "muscle", centre, [a - subcut, b - subcut * 0.8, 1], tilt=3, bump=0.03,
-               tube=True, shell=rng.uniform(8, 16)),
-        _shape(rng, "fat", centre, [a - subcut - 14, b - subcut * 0.8 - 14, 1], tilt=3,
-               bump=0.03, tube=True),
-    ]  # fmt: skip
+        _shape(
+            rng,
+            "muscle",
+            centre,
+            [a - subcut, b - subcut * 0.8, 1],
+            tilt=3,
+            bump=0.03,
+            tube=True,
+            shell=rng.uniform(8, 16),
+        ),
+        _shape(
+            rng,
+            "fat",
+            centre,
+            [a - subcut - 14, b - subcut * 0.8 - 14, 1],
+            tilt=3,
+            bump=0.03,
+            tube=True,
+        ),
+    ]
 
 
 def _muscles(rng) -> list[Shape]:
@@ -137,8 +172,9 @@ def _bones(rng) -> list[Shape]:
     ):
         outer = _pair(rng, "cortex", centre, radii, bump=0.04)
         for shape in outer:
-            inner = Shape("marrow", shape.centre, shape.radii - rng.uniform(2, 4), shape.bumps,
-                          shape.rotation)  # fmt: skip
+            inner = Shape(
+                "marrow", shape.centre, shape.radii - rng.uniform(2, 4), shape.bumps, shape.rotation
+            )
             out += [shape, inner]
     sacrum = _shape(rng, "cortex", [0, 95, 40], [35, 14, 60], tilt=15)
     out += [sacrum, Shape("marrow", sacrum.centre, sacrum.radii - 3, sacrum.bumps, sacrum.rotation)]
@@ -172,10 +208,17 @@ def _prostate(rng) -> tuple[list[Shape], float]:
     tz = _shape(rng, "tz", [0, -radii[1] * 0.2, radii[2] * 0.15], tz_radii, bump=0.08)
     shapes = [
         _shape(rng, "venous", [0, -radii[1] * 0.3, 0], radii + [6, 4, 3], shell=3, bump=0.1),
-        gland, tz,
-        *_pair(rng, "sv_fluid", [radii[0] * 0.7, radii[1] * 0.9, radii[2] + 12], [14, 6, 8],
-               tilt=25, bump=0.2),
-    ]  # fmt: skip
+        gland,
+        tz,
+        *_pair(
+            rng,
+            "sv_fluid",
+            [radii[0] * 0.7, radii[1] * 0.9, radii[2] + 12],
+            [14, 6, 8],
+            tilt=25,
+            bump=0.2,
+        ),
+    ]
     shapes += _focal(rng, gland, tz)
     return shapes, volume_ml
 
@@ -218,8 +261,15 @@ def make_patient(rng: np.random.Generator) -> Patient:
     prostate, volume = _prostate(rng)
     top = max(s.centre[2] + s.radii[2] for s in prostate if s.tissue == "pz")
     rectum, gas_centre = _rectum(rng)
-    shapes = [*_body(rng), *_muscles(rng), *_bones(rng), *_vessels(rng), *rectum,
-              *_bladder(rng, top), *prostate]  # fmt: skip
+    shapes = [
+        *_body(rng),
+        *_muscles(rng),
+        *_bones(rng),
+        *_vessels(rng),
+        *rectum,
+        *_bladder(rng, top),
+        *prostate,
+    ]
     return Patient(
         shapes=shapes,
         warp=_waves(rng, 4, 4.0, (80, 250)),

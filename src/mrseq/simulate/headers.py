@@ -7,8 +7,11 @@ but the header hints (and the disagreement report) must cope.
 from __future__ import annotations
 
 SIEMENS, GE, PHILIPS, CANON = (
-    "SIEMENS", "GE MEDICAL SYSTEMS", "Philips Medical Systems", "Canon Medical Systems",
-)  # fmt: skip
+    "SIEMENS",
+    "GE MEDICAL SYSTEMS",
+    "Philips Medical Systems",
+    "Canon Medical Systems",
+)
 WRONG_DESCRIPTION_P = 0.12
 _PLANE = {
     SIEMENS: {"axial": "tra", "sagittal": "sag", "coronal": "cor"},
@@ -18,31 +21,56 @@ _PLANE = {
 }
 _T2 = {SIEMENS: "t2_tse_{p}", GE: "{p} T2 FRFSE", PHILIPS: "T2W_TSE_{p}", CANON: "T2 FSE {p}"}
 _FS = {
-    SIEMENS: {"spair": "t2_tse_spair_{p}", "spir": "t2_tse_fs_{p}", "stir": "t2_tirm_{p}",
-              "dixon": "t2_tse_dixon_{p}_W"},
-    GE: {"spair": "{p} T2 FRFSE FS", "spir": "{p} T2 FSE FatSat", "stir": "{p} STIR",
-         "dixon": "{p} T2 IDEAL WATER"},
-    PHILIPS: {"spair": "T2W_SPAIR_{p}", "spir": "T2W_SPIR_{p}", "stir": "T2W_STIR_{p}",
-              "dixon": "T2W_mDIXON_W_{p}"},
-    CANON: {"spair": "T2 FSE FatSat {p}", "spir": "T2 FSE FS {p}", "stir": "STIR {p}",
-            "dixon": "T2 Dixon Water {p}"},
-}  # fmt: skip
+    SIEMENS: {
+        "spair": "t2_tse_spair_{p}",
+        "spir": "t2_tse_fs_{p}",
+        "stir": "t2_tirm_{p}",
+        "dixon": "t2_tse_dixon_{p}_W",
+    },
+    GE: {
+        "spair": "{p} T2 FRFSE FS",
+        "spir": "{p} T2 FSE FatSat",
+        "stir": "{p} STIR",
+        "dixon": "{p} T2 IDEAL WATER",
+    },
+    PHILIPS: {
+        "spair": "T2W_SPAIR_{p}",
+        "spir": "T2W_SPIR_{p}",
+        "stir": "T2W_STIR_{p}",
+        "dixon": "T2W_mDIXON_W_{p}",
+    },
+    CANON: {
+        "spair": "T2 FSE FatSat {p}",
+        "spir": "T2 FSE FS {p}",
+        "stir": "STIR {p}",
+        "dixon": "T2 Dixon Water {p}",
+    },
+}
 _DWI = {SIEMENS: "ep2d_diff_b{b}_tra", GE: "Ax DWI b{b}", PHILIPS: "DWI_b{b}", CANON: "DWI b={b}"}
 _ADC = {
-    SIEMENS: "ep2d_diff_b{b}_tra_ADC", GE: "ADC (10^-6 mm2/s)", PHILIPS: "dADC_ax", CANON: "ADC map",
-}  # fmt: skip
+    SIEMENS: "ep2d_diff_b{b}_tra_ADC",
+    GE: "ADC (10^-6 mm2/s)",
+    PHILIPS: "dADC_ax",
+    CANON: "ADC map",
+}
 _CALC = {
-    SIEMENS: "ep2d_diff_tra_CALC_BVAL", GE: "Ax DWI b{b} CALC", PHILIPS: "cDWI_b{b}",
+    SIEMENS: "ep2d_diff_tra_CALC_BVAL",
+    GE: "Ax DWI b{b} CALC",
+    PHILIPS: "cDWI_b{b}",
     CANON: "cDWI b={b}",
-}  # fmt: skip
+}
 _TYPE = {
     "t2": ("ORIGINAL", "PRIMARY", "M", "NORM"),
     "dwi": ("ORIGINAL", "PRIMARY", "DIFFUSION", "NONE"),
     "calc": ("DERIVED", "PRIMARY", "DIFFUSION", "CALC_BVALUE", "TRACEW"),
     "adc": ("DERIVED", "PRIMARY", "DIFFUSION", "ADC"),
 }
-_MODEL = {SIEMENS: ("Skyra", "Aera", "Prisma"), GE: ("Discovery MR750", "SIGNA Premier"),
-          PHILIPS: ("Ingenia", "Achieva"), CANON: ("Vantage Orian",)}  # fmt: skip
+_MODEL = {
+    SIEMENS: ("Skyra", "Aera", "Prisma"),
+    GE: ("Discovery MR750", "SIGNA Premier"),
+    PHILIPS: ("Ingenia", "Achieva"),
+    CANON: ("Vantage Orian",),
+}
 
 
 def description(rng, vendor: str, kind: str, plane: str, fs: str | None, b: str) -> str:
@@ -51,13 +79,25 @@ def description(rng, vendor: str, kind: str, plane: str, fs: str | None, b: str)
     table = {"t2": _T2[vendor], "dwi": _DWI[vendor], "adc": _ADC[vendor], "calc": _CALC[vendor]}
     text = _FS[vendor][fs] if kind == "t2" and fs else table[kind]
     if rng.random() < WRONG_DESCRIPTION_P:
-        text = str(rng.choice(["", "Series", "prostate", _T2[vendor], _FS[vendor]["spair"],
-                               _DWI[vendor], _ADC[vendor]]))  # fmt: skip
+        text = str(
+            rng.choice(
+                [
+                    "",
+                    "Series",
+                    "prostate",
+                    _T2[vendor],
+                    _FS[vendor]["spair"],
+                    _DWI[vendor],
+                    _ADC[vendor],
+                ]
+            )
+        )
     return text.format(p=p, b=b)
 
 
-def series_tags(rng, study: dict, vendor: str, field: float, kind: str, fs: str | None,
-                tr: float, te: float) -> dict:  # fmt: skip
+def series_tags(
+    rng, study: dict, vendor: str, field: float, kind: str, fs: str | None, tr: float, te: float
+) -> dict:
     """Tags shared by every instance of one series (besides UIDs and description)."""
     diffusion = kind != "t2"
     scanning = "EP" if diffusion else ("IR" if fs == "stir" else "SE")

@@ -108,7 +108,7 @@ def bias_field(rng, shape, field: float, endorectal: np.ndarray | None) -> np.nd
 
 
 def epi_distortion(image: np.ndarray, shift: np.ndarray) -> np.ndarray:
-    """Shift along the phase-encode axis (1) by `shift` pixels with pile-up (intensity x Jacobian)."""
+    """Shift along phase encoding (axis 1) by `shift` pixels, with pile-up (x Jacobian)."""
     n = image.shape[1]
     j = np.arange(n, dtype=np.float32)
     out = np.empty_like(image)
@@ -158,6 +158,8 @@ def fit_adc(images: list[np.ndarray], b_values: list[float]) -> tuple[np.ndarray
     b = np.asarray(b_values, dtype=np.float32)
     logs = np.stack([np.log(np.maximum(im, 1e-3)) for im in images], axis=-1)
     b_mean = b.mean()
-    slope = ((logs - logs.mean(-1, keepdims=True)) * (b - b_mean)).sum(-1) / ((b - b_mean) ** 2).sum()
+    slope = ((logs - logs.mean(-1, keepdims=True)) * (b - b_mean)).sum(-1) / (
+        (b - b_mean) ** 2
+    ).sum()
     intercept = logs.mean(-1) - slope * b_mean
     return np.exp(intercept), np.clip(-slope, 0, 5e-3)

@@ -61,8 +61,12 @@ class Grid:
 
     def origin(self) -> np.ndarray:
         half = (self.acq - 1) / 2 * self.fov / self.acq
-        return (self.centre - half * self.row_dir - half * self.col_dir
-                - (self.n_slices - 1) / 2 * self.step * self.normal)  # fmt: skip
+        return (
+            self.centre
+            - half * self.row_dir
+            - half * self.col_dir
+            - (self.n_slices - 1) / 2 * self.step * self.normal
+        )
 
     def points(self, through: float) -> np.ndarray:
         """Acquired voxel centres (acq, acq, slices, 3), shifted `through` mm along the normal."""
@@ -71,13 +75,18 @@ class Grid:
         k = np.arange(self.n_slices, dtype=np.float32) * self.step + through
         ii, jj, kk = np.meshgrid(i, i, k, indexing="ij")
         o = self.origin().astype(np.float32)
-        return (o + ii[..., None] * self.row_dir + jj[..., None] * self.col_dir
-                + kk[..., None] * self.normal).astype(np.float32)  # fmt: skip
+        return (
+            o
+            + ii[..., None] * self.row_dir
+            + jj[..., None] * self.col_dir
+            + kk[..., None] * self.normal
+        ).astype(np.float32)
 
     def geometry(self) -> Geometry:
         d = self.fov / self.recon
-        return Geometry(self.origin(), self.row_dir, self.col_dir, (d, d, self.step),
-                        self.thickness)  # fmt: skip
+        return Geometry(
+            self.origin(), self.row_dir, self.col_dir, (d, d, self.step), self.thickness
+        )
 
 
 @dataclass
@@ -111,8 +120,17 @@ def _tilt(rng, degrees: float) -> np.ndarray:
     return np.eye(3) + np.sin(angle) * k + (1 - np.cos(angle)) * k @ k
 
 
-def _grid(rng, plane: str, acq: int, recon: int, fov: float, n: int, step: float, thick: float,
-          scale: float) -> Grid:  # fmt: skip
+def _grid(
+    rng,
+    plane: str,
+    acq: int,
+    recon: int,
+    fov: float,
+    n: int,
+    step: float,
+    thick: float,
+    scale: float,
+) -> Grid:
     rot = _tilt(rng, 15.0 if rng.random() < 0.4 else 3.0)
     row, col = (rot @ np.array(v, dtype=float) for v in _BASE[plane])
     acq, recon = max(16, round(acq * scale / 2) * 2), max(16, round(recon * scale / 2) * 2)
@@ -126,8 +144,17 @@ def t2_grid(rng, plane: str, scale: float) -> Grid:
     fov = float(np.clip(recon * spacing, 130, 260))
     acq = int(np.clip(recon / rng.choice([1.0, 1.25, 1.5, 2.0]), 192, 288))
     thick = rng.uniform(3.0, 3.6)
-    return _grid(rng, plane, acq, max(acq, recon), fov, int(rng.integers(16, 37)),
-                 thick * rng.uniform(1.0, 1.1), thick, scale)  # fmt: skip
+    return _grid(
+        rng,
+        plane,
+        acq,
+        max(acq, recon),
+        fov,
+        int(rng.integers(16, 37)),
+        thick * rng.uniform(1.0, 1.1),
+        thick,
+        scale,
+    )
 
 
 def dwi_grid(rng, scale: float) -> Grid:
@@ -135,8 +162,17 @@ def dwi_grid(rng, scale: float) -> Grid:
     spacing = rng.uniform(1.4, 2.5)
     recon = acq * 2 if (rng.random() < 0.5 and acq * 2 <= 256) else acq
     thick = rng.uniform(3.0, 4.0)
-    return _grid(rng, "axial", acq, recon, acq * spacing, int(rng.integers(16, 31)),
-                 thick * rng.uniform(1.0, 1.1), thick, scale)  # fmt: skip
+    return _grid(
+        rng,
+        "axial",
+        acq,
+        recon,
+        acq * spacing,
+        int(rng.integers(16, 31)),
+        thick * rng.uniform(1.0, 1.1),
+        thick,
+        scale,
+    )
 
 
 def _count(rng, label: str) -> int:
@@ -163,10 +199,17 @@ def _dwi_series(rng, vendor: str, n_low: int, n_high: int, n_adc: int, scale: fl
     high = _pick(rng, HIGH_B, max(1, n_high - int(calc)))
     export = low[-n_low:] if n_low else []  # keep the largest low b values
     export += high[: n_high - int(calc)]
-    plan = SeriesPlan("dwi", dwi_grid(rng, scale), tr=rng.uniform(3000, 8000),
-                      te=rng.uniform(55, 95), acquired_b=low + high, export_b=export,
-                      calc_b=float(rng.choice(CALC_B)) if calc else None, adc=n_adc > 0,
-                      interleave=rng.random() < INTERLEAVE_P[vendor])  # fmt: skip
+    plan = SeriesPlan(
+        "dwi",
+        dwi_grid(rng, scale),
+        tr=rng.uniform(3000, 8000),
+        te=rng.uniform(55, 95),
+        acquired_b=low + high,
+        export_b=export,
+        calc_b=float(rng.choice(CALC_B)) if calc else None,
+        adc=n_adc > 0,
+        interleave=rng.random() < INTERLEAVE_P[vendor],
+    )
     return plan
 
 
@@ -176,11 +219,18 @@ def plan_study(rng: np.random.Generator, scale: float = 1.0) -> StudyPlan:
     if sum(counts.values()) == 0:
         counts["T2WI_nan"] = 1
     series = [_t2_series(rng, None, scale) for _ in range(counts["T2WI_nan"])]
-    series += [_t2_series(rng, str(rng.choice(FS_METHODS)), scale)
-               for _ in range(counts["T2WI_fs"])]  # fmt: skip
+    series += [
+        _t2_series(rng, str(rng.choice(FS_METHODS)), scale) for _ in range(counts["T2WI_fs"])
+    ]
     if counts["DWI_Low"] + counts["DWI_High"] + counts["ADC"]:
-        series.append(_dwi_series(rng, vendor, counts["DWI_Low"], counts["DWI_High"],
-                                  counts["ADC"], scale))  # fmt: skip
+        series.append(
+            _dwi_series(rng, vendor, counts["DWI_Low"], counts["DWI_High"], counts["ADC"], scale)
+        )
     rng.shuffle(series)
-    return StudyPlan(vendor, 3.0 if rng.random() < 0.7 else 1.5, series,
-                     strip_private=rng.random() < 0.15, endorectal=rng.random() < 0.12)  # fmt: skip
+    return StudyPlan(
+        vendor,
+        3.0 if rng.random() < 0.7 else 1.5,
+        series,
+        strip_private=rng.random() < 0.15,
+        endorectal=rng.random() < 0.12,
+    )

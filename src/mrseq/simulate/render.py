@@ -43,8 +43,9 @@ def noise_sigma(image: np.ndarray, snr: float) -> float:
     return float(np.median(foreground) if foreground.size else 1.0) / snr
 
 
-def _acquire(rng, image: np.ndarray, grid: Grid, sigma: float, coils: int, window: float,
-             motion: float) -> np.ndarray:  # fmt: skip
+def _acquire(
+    rng, image: np.ndarray, grid: Grid, sigma: float, coils: int, window: float, motion: float
+) -> np.ndarray:
     """Noise at the acquired resolution, then k-space filtering, motion and zero filling."""
     gfactor = 1 + np.abs(physics.smooth_field(rng, image.shape, 3, 0.3))
     phase = physics.motion_phase(rng, grid.acq, motion)
@@ -64,8 +65,9 @@ def _bias(rng, study: StudyPlan, patient: Patient, grid: Grid) -> np.ndarray:
     return physics.bias_field(rng, shape, study.field, endorectal)
 
 
-def render_t2(rng, study: StudyPlan, patient: Patient, tis: physics.Tissues,
-              plan: SeriesPlan) -> np.ndarray:  # fmt: skip
+def render_t2(
+    rng, study: StudyPlan, patient: Patient, tis: physics.Tissues, plan: SeriesPlan
+) -> np.ndarray:
     grid = plan.grid
     if plan.fs == "stir":
         ti = tis.fat_t1 * np.log(2) * rng.uniform(0.95, 1.05)
@@ -78,8 +80,15 @@ def render_t2(rng, study: StudyPlan, patient: Patient, tis: physics.Tissues,
             image = _dixon_swap(rng, maps, grid)
     image *= _bias(rng, study, patient, grid)
     snr = rng.uniform(18, 45) * (0.6 if study.field < 2 else 1.0)
-    return _acquire(rng, image, grid, noise_sigma(image, snr), coils=int(rng.choice([1, 2])),
-                    window=rng.uniform(0, 0.4), motion=rng.choice([0, 0, 0.02, 0.06]))  # fmt: skip
+    return _acquire(
+        rng,
+        image,
+        grid,
+        noise_sigma(image, snr),
+        coils=int(rng.choice([1, 2])),
+        window=rng.uniform(0, 0.4),
+        motion=rng.choice([0, 0, 0.02, 0.06]),
+    )
 
 
 def _fat_residual(rng, fs: str | None, patient: Patient, grid: Grid) -> np.ndarray | float:
@@ -100,8 +109,9 @@ def _dixon_swap(rng, maps: np.ndarray, grid: Grid) -> np.ndarray:
     return np.where(swap, maps[..., 1] + 0.1 * maps[..., 0], maps[..., 0] + 0.03 * maps[..., 1])
 
 
-def render_dwi(rng, study: StudyPlan, patient: Patient, tis: physics.Tissues,
-               plan: SeriesPlan) -> dict[str, np.ndarray | dict]:  # fmt: skip
+def render_dwi(
+    rng, study: StudyPlan, patient: Patient, tis: physics.Tissues, plan: SeriesPlan
+) -> dict[str, np.ndarray | dict]:
     """Every acquired b image, the fitted ADC and (if planned) a calculated high-b image."""
     grid = plan.grid
     water, fat = physics.spin_echo(tis, plan.tr, plan.te)
