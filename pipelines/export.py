@@ -16,6 +16,7 @@ from mrseq.training import load_classifier
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--checkpoint", required=True)
+    parser.add_argument("--config", required=True, help="config.json written by training")
     parser.add_argument("--train-metrics", required=True)
     parser.add_argument("--index", required=True, help="processed index.csv")
     parser.add_argument("--splits", required=True)
@@ -27,7 +28,7 @@ def main() -> None:
     spec = PreprocessSpec.from_dict(
         {k: pre[k] for k in ("spacing", "shape", "percentiles", "antialias")}
     )
-    model_params = p["model"].plain()
+    model_params = json.loads(Path(args.config).read_text())["model"]
     net = load_classifier(args.checkpoint, model_params).net
     index = pd.read_csv(args.index)
     splits = json.loads(Path(args.splits).read_text())

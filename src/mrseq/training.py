@@ -230,6 +230,8 @@ def train_model(
     t = cfg["train"]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    # The effective configuration (params plus any sweep overrides) travels with the weights.
+    (out / "config.json").write_text(json.dumps(cfg, indent=2))
     pl.seed_everything(int(t["seed"]), workers=True)
     gpu = torch.cuda.is_available() and t["accelerator"] in ("auto", "gpu")
     data = VolumeDataModule(processed, splits, t)

@@ -42,7 +42,7 @@ def run(args, cwd, env) -> str:
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
     work = tmp_path_factory.mktemp("repo")
-    for item in ("dvc.yaml", "pipelines", "src"):
+    for item in ("dvc.yaml", "pipelines", "src", "serve"):
         copy = shutil.copytree if (ROOT / item).is_dir() else shutil.copy
         copy(ROOT / item, work / item)
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
