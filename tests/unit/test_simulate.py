@@ -155,3 +155,13 @@ def test_dwi_and_adc_physics(phantom):
     if m["lesion"].sum() > 5:
         assert np.median(adc[m["tz"]]) > np.median(adc[m["lesion"]])
     assert np.median(adc[m["urine"]]) > np.median(adc[m["pz"]])
+
+
+def test_shortcut_audit_runs_and_returns_numbers(cohort):
+    from mrseq.audit import audit_shortcuts
+
+    out, labels, _, _ = cohort
+    result = audit_shortcuts(out / "interim", out / "raw" / "labels.csv")
+    assert result["volumes"] == len(labels) and result["patients"] == 6
+    for key in ("geometry_only_accuracy", "histogram_only_accuracy", "majority_class_accuracy"):
+        assert 0 <= result[key] <= 1
