@@ -23,11 +23,7 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     setup()
-    p = stage_params("export")
-    pre = p["preprocess"]
-    spec = PreprocessSpec.from_dict(
-        {k: pre[k] for k in ("spacing", "shape", "percentiles", "antialias")}
-    )
+    spec = PreprocessSpec.from_dict(stage_params("export")["preprocess"])
     model_params = json.loads(Path(args.config).read_text())["model"]
     net = load_classifier(args.checkpoint, model_params).net
     index = pd.read_csv(args.index)

@@ -427,24 +427,3 @@ def load_volume(group: VolumeGroup) -> Volume:
     array = np.stack([_pixels(i) for i in insts]).transpose(2, 1, 0)
     affine = affine_of(group, positions[order], np.array(insts[0].position))
     return Volume(array=array, affine=affine, group=group, warnings=list(group.warnings))
-
-
-def load_volumes(
-    groups: list[VolumeGroup], workers: int = 1, progress: bool = False
-) -> Iterable[Volume | Exception]:
-    """Load many groups, in worker processes when there are many; errors are yielded."""
-    from tqdm import tqdm
-
-    bar = dict(total=len(groups), desc="volumes", unit="vol", disable=not progress)
-    if workers > 1 and len(groups) >= 4:
-        with ProcessPoolExecutor(workers) as pool:
-            yield from tqdm(pool.map(_safe_load, groups), **bar)
-    else:
-        yield from tqdm(map(_safe_load, groups), **bar)
-
-
-def _safe_load(group: VolumeGroup) -> Volume | Exception:
-    try:
-        return load_volume(group)
-    except Exception as exc:  # one bad series never stops the rest
-        return RuntimeError(f"{group.volume_id}: {type(exc).__name__}: {exc}")

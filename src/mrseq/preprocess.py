@@ -8,7 +8,6 @@ minimum), anti-alias, resample, then crop/pad around the centre.
 from __future__ import annotations
 
 import logging
-import os
 import warnings
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
@@ -133,7 +132,3 @@ def preprocess_index(
     kept = index[ok].assign(array=[f"arrays/{v}.npy" for v in index.volume_id[ok]])
     kept.to_csv(out / "index.csv", index=False)
     return kept
-
-
-def default_workers() -> int:
-    return max(1, (os.cpu_count() or 1))
