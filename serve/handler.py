@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,8 @@ class MrseqHandler:
 
         torch.set_num_threads(int(os.environ.get("MRSEQ_TORCH_THREADS", "1")))
         self.predictor = Predictor.from_dir(model_dir)
+        threads = int(os.environ.get("MRSEQ_PREPROCESS_THREADS", os.cpu_count() or 1))
+        self.pool = ThreadPoolExecutor(max(1, threads), thread_name_prefix="mrseq-prep")
         self.initialized = True
         log.info("mrseq model %s ready", self.predictor.version)
 
@@ -38,18 +41,27 @@ class MrseqHandler:
 
         from mrseq.serving import BadInput, decode, records
 
-        decoded, answers = {}, [None] * len(data)
-        for idx, request in enumerate(data):
-            body, spacing = _body(request), _spacing(request, context, idx)
+        def read(idx):
             try:
-                decoded[idx] = decode(body, spacing)
+                return decode(_body(data[idx]), _spacing(data[idx], context, idx))
             except BadInput as exc:
-                context.set_response_status(exc.status, str(exc), idx)
-                answers[idx] = {"error": str(exc), "status": exc.status}
+                return exc
+
+        # Decoding and preprocessing dominate on CPU: run a batch's requests in parallel
+        # threads (numpy and torch release the GIL), then one forward pass for all volumes.
+        answers, decoded = [None] * len(data), {}
+        for idx, result in enumerate(self.pool.map(read, range(len(data)))):
+            if isinstance(result, BadInput):
+                context.set_response_status(result.status, str(result), idx)
+                answers[idx] = {"error": str(result), "status": result.status}
+            else:
+                decoded[idx] = result
         items = [(idx, item) for idx, d in decoded.items() for item in d.items]
         if items:
-            batch = torch.stack([self.predictor.tensor(it.array, it.affine) for _, it in items])
-            probs = self.predictor.probabilities(batch)
+            tensors = self.pool.map(
+                lambda it: self.predictor.tensor(it[1].array, it[1].affine), items
+            )
+            probs = self.predictor.probabilities(torch.stack(list(tensors)))
             for idx, d in decoded.items():
                 mine = np.array([p for (i, _), p in zip(items, probs, strict=True) if i == idx])
                 answers[idx] = records(self.predictor, d, mine)

@@ -153,12 +153,15 @@ def build_tuner(params: dict, processed: str, splits: dict, storage: str, resour
         scheduler = FIFOScheduler()
     else:
         raise ValueError(f"tune.scheduler must be asha or fifo, got {t['scheduler']!r}")
-    search = None
-    if t["search"] == "optuna":
+    if t["search"] == "random":  # seeded, so a rerun (or a FIFO/ASHA comparison) samples alike
+        from ray.tune.search import BasicVariantGenerator
+
+        search = BasicVariantGenerator(random_state=int(t["seed"]))
+    elif t["search"] == "optuna":
         from ray.tune.search.optuna import OptunaSearch
 
         search = OptunaSearch(seed=int(t["seed"]))
-    elif t["search"] != "random":
+    else:
         raise ValueError(f"tune.search must be random or optuna, got {t['search']!r}")
     tune_config = tune.TuneConfig(
         metric=metric,
