@@ -140,23 +140,26 @@ def test_t2_contrasts(phantom):
 
 
 def test_dwi_and_adc_physics(phantom):
+    from scipy.ndimage import binary_erosion
+
     rng, patient, tissues = phantom
-    grid = dwi_grid(rng, 0.6)
+    grid = dwi_grid(rng, 1.0)
     grid.recon = grid.acq
     grid.centre = np.zeros(3)
     plan = SeriesPlan("dwi", grid, tr=5000, te=70, acquired_b=[50.0, 800.0])
     result = render_dwi(rng, _study(), patient, tissues, plan)
-    m = _masks(patient, grid)
+    # Masks one voxel in from each edge: EPI shifts and partial volume blur the borders.
+    m = {k: binary_erosion(v, np.ones((3, 3, 1))) for k, v in _masks(patient, grid).items()}
     low, high, adc = result["images"][50.0], result["images"][800.0], result["adc"]
     prostate = m["pz"] | m["tz"]
     assert high[prostate].mean() < low[prostate].mean()  # darker at high b
-    # Fat suppressed on DWI: medians, since EPI-shifted edges and the Rician noise floor of a
-    # low-SNR draw lift the fat mean (suppressed fat sits at 0.08-0.30 of the gland's median).
+    # Fat suppressed on DWI; medians, since the Rician noise floor of a low-SNR draw lifts means.
     assert np.median(low[m["fat"]]) < 0.4 * np.median(low[prostate])
-    assert np.median(adc[m["pz"]]) > np.median(adc[m["tz"]])
+    median = {k: np.median(adc[m[k]]) for k in ("pz", "tz", "urine") if m[k].sum() > 5}
+    assert median["urine"] > median["pz"] > median["tz"]
     if m["lesion"].sum() > 5:
-        assert np.median(adc[m["tz"]]) > np.median(adc[m["lesion"]])
-    assert np.median(adc[m["urine"]]) > np.median(adc[m["pz"]])
+        assert median["tz"] > np.median(adc[m["lesion"]])
+    assert 1.5e-3 < median["pz"] < 1.9e-3  # fitted from noisy DWI, near the table's 1.6-1.7
 
 
 def test_shortcut_audit_runs_and_returns_numbers(cohort):
