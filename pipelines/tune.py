@@ -8,11 +8,19 @@ import argparse
 import hashlib
 import json
 import shutil
+import sys
 from pathlib import Path
 
 from _common import setup, write_json
 from mrseq.params import stage_params
-from mrseq.tuning import SWEEP_NAME, best_overrides, run_sweep, save_best, sweep_plot
+from mrseq.tuning import (
+    SWEEP_NAME,
+    SweepInterrupted,
+    best_overrides,
+    run_sweep,
+    save_best,
+    sweep_plot,
+)
 
 
 def fingerprint(params: dict, processed: str, splits: str) -> str:
@@ -43,7 +51,10 @@ def main() -> None:
     params["train"].update(epochs=int(t["epochs"]), patience=int(t["epochs"]))  # ASHA stops
     prepare_storage(Path(args.storage), fingerprint(params, args.processed, args.splits))
     splits = json.loads(Path(args.splits).read_text())
-    table = run_sweep(params, args.processed, splits, args.storage)
+    try:
+        table = run_sweep(params, args.processed, splits, args.storage)
+    except SweepInterrupted as exc:
+        sys.exit(f"tune: {exc}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     keys = list(t["space"])

@@ -25,6 +25,10 @@ DISTRIBUTIONS = {"uniform": 2, "loguniform": 2, "quniform": 3, "randint": 2, "ch
 SWEEP_NAME = "sweep"
 
 
+class SweepInterrupted(RuntimeError):
+    """The sweep stopped before every trial finished; its state is saved for a resume."""
+
+
 # ------------------------------------------------------------------ search space
 
 
@@ -207,6 +211,14 @@ def run_sweep(
             trainable, param_space=space, tune_config=tune_config, run_config=run_config
         )
     grid = tuner.fit()
+    finished = grid.num_terminated + grid.num_errors
+    if finished < int(params["tune"]["num_samples"]):
+        # Ray returns normally after Ctrl-C/SIGTERM with its state saved: a partial sweep must
+        # not look finished (DVC would record the stage), so fail and let a rerun resume it.
+        raise SweepInterrupted(
+            f"sweep interrupted after {finished} of "
+            f"{params['tune']['num_samples']} trials; rerun to resume from {path}"
+        )
     return trials_table(grid, list(space), params["tune"]["metric"])
 
 
