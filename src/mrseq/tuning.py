@@ -8,10 +8,13 @@ sweeping it would mean preprocessing per trial.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
 import os
+import signal
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -210,16 +213,32 @@ def run_sweep(
         tuner = tune.Tuner(
             trainable, param_space=space, tune_config=tune_config, run_config=run_config
         )
-    grid = tuner.fit()
-    finished = grid.num_terminated + grid.num_errors
-    if finished < int(params["tune"]["num_samples"]):
-        # Ray returns normally after Ctrl-C/SIGTERM with its state saved: a partial sweep must
-        # not look finished (DVC would record the stage), so fail and let a rerun resume it.
-        raise SweepInterrupted(
-            f"sweep interrupted after {finished} of "
-            f"{params['tune']['num_samples']} trials; rerun to resume from {path}"
-        )
+    with _graceful_stop() as interrupted:
+        grid = tuner.fit()
+    if interrupted.is_set():
+        # Ray returns normally after a stop, with its state saved (and never-started trials
+        # marked TERMINATED): a partial sweep must not look finished, or DVC would record it.
+        raise SweepInterrupted(f"sweep interrupted; rerun the stage to resume from {path}")
     return trials_table(grid, list(space), params["tune"]["metric"])
+
+
+@contextlib.contextmanager
+def _graceful_stop():
+    """Ctrl-C or SIGTERM: remember it, and ask Ray Tune for its graceful stop (SIGUSR1, which
+    saves the experiment state one last time) instead of Ray's own SIGINT handling."""
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+    interrupted = threading.Event()
+
+    def on_signal(sig, frame):
+        interrupted.set()
+        os.kill(os.getpid(), signal.SIGUSR1)
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield interrupted
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def trials_table(grid, keys: list[str], metric: str) -> pd.DataFrame:
