@@ -36,9 +36,11 @@ lint: $(STAMP) ## ruff lint and format check
 	$(BIN)/ruff check src tests pipelines bench serve
 	$(BIN)/ruff format --check src tests pipelines bench serve
 
-bench: $(STAMP) ## benchmarks (print ratios against a baseline measured in the same run)
+bench: $(STAMP) ## benchmarks (ratios against a baseline run alongside); serve/sweep need `make run` first
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/train_step.py
+	$(BIN)/python bench/serve.py
+	$(BIN)/python bench/sweep.py --samples 8 --epochs 6
 
-clean: ## remove pipeline outputs (keeps .venv and the DVC cache)
-	rm -rf data metrics plots reports models/*.pt models/*.ts models/*.json
+clean: ## remove regenerable pipeline outputs (keeps .venv, the DVC cache and committed results)
+	rm -rf data models/train models/mrseq models/store reports/tune/ray .serve bench/out
