@@ -4,13 +4,31 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import torch
 
 from _common import setup
-from mrseq.export import export_model, file_md5
+from mrseq.export import export_model, file_md5, fit_temperature
 from mrseq.params import stage_params
 from mrseq.preprocess import PreprocessSpec
+from mrseq.sequences import CLASSES
 from mrseq.training import load_classifier
+
+
+def validation_temperature(net, index: pd.DataFrame, folder: Path, val_ids) -> float:
+    """Fit the softmax temperature on the validation split's preprocessed arrays."""
+    rows = index[index.volume_id.isin(set(val_ids))]
+    if rows.empty:
+        return 1.0
+    logits = []
+    with torch.no_grad():
+        for start in range(0, len(rows), 16):
+            chunk = rows.iloc[start : start + 16]
+            x = np.stack([np.load(folder / f).astype(np.float32) for f in chunk.array])
+            logits.append(net.eval()(torch.from_numpy(x)))
+    labels = torch.tensor([CLASSES.index(c) for c in rows.label])
+    return fit_temperature(torch.cat(logits), labels)
 
 
 def main() -> None:
@@ -40,8 +58,9 @@ def main() -> None:
         "processed_index_md5": file_md5(args.index),
         "splits_md5": file_md5(args.splits),
     }
-    export_model(net, spec, args.out, model_params, training, fingerprints)
-    print(f"exported to {args.out}")
+    temperature = validation_temperature(net, index, Path(args.index).parent, splits["val"])
+    export_model(net, spec, args.out, model_params, training, fingerprints, temperature)
+    print(f"exported to {args.out} (softmax temperature {temperature:.3f}, fitted on val)")
 
 
 if __name__ == "__main__":

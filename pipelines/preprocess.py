@@ -18,7 +18,7 @@ def main() -> None:
     setup()
     p = stage_params("preprocess")["preprocess"]
     spec = PreprocessSpec.from_dict(
-        {k: p[k] for k in ("spacing", "shape", "percentiles", "antialias")}
+        {k: p[k] for k in ("spacing", "shape", "percentiles", "antialias", "intensity")}
     )
     interim = Path(args.interim)
     index = pd.read_csv(interim / "labelled.csv")

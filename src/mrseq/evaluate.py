@@ -14,21 +14,53 @@ from mrseq import metrics
 from mrseq.ingest import load_saved_volume
 from mrseq.predict import Predictor
 
+BAND = (300.0, 700.0)  # DWI b-values near the 500 boundary, reported apart
+BATCH = 8
+
 
 def predict_table(
     predictor: Predictor, interim: Path, table: pd.DataFrame, progress: bool = True
 ) -> pd.DataFrame:
     """Probabilities for each row of an ingested table (volumes read from interim/)."""
+    rows = list(table.itertuples())
     probs = []
-    for row in tqdm(list(table.itertuples()), desc="evaluate", unit="vol", disable=not progress):
-        array, affine = load_saved_volume(interim / row.file)
-        probs.append(predictor.predict_arrays([(array, affine)])[0])
-    probs = np.array(probs).reshape(len(table), len(predictor.classes))
+    with tqdm(total=len(rows), desc="evaluate", unit="vol", disable=not progress) as bar:
+        for start in range(0, len(rows), BATCH):
+            chunk = [load_saved_volume(interim / r.file) for r in rows[start : start + BATCH]]
+            probs.append(predictor.predict_arrays(chunk, batch_size=BATCH))
+            bar.update(len(chunk))
+    probs = np.concatenate(probs) if probs else np.zeros((0, len(predictor.classes)))
     out = table.copy()
     for i, name in enumerate(predictor.classes):
         out[f"p_{name}"] = probs[:, i]
     out["predicted"] = [predictor.classes[i] for i in probs.argmax(1)]
     out["confidence"] = probs.max(1)
+    return out
+
+
+def band_of(pred: pd.DataFrame) -> pd.Series:
+    """'b300-700' for DWI volumes whose (true) b-value lies in BAND, else 'rest'."""
+    b = pred["true_b_value"] if "true_b_value" in pred else pred["b_value"]
+    b = pd.to_numeric(b, errors="coerce")
+    dwi = pred["label"].isin(["DWI_Low", "DWI_High"])
+    inside = dwi & (b >= BAND[0]) & (b <= BAND[1])
+    return inside.map({True: f"b{BAND[0]:g}-{BAND[1]:g}", False: "rest"})
+
+
+def _bands(pred: pd.DataFrame, classes: list[str]) -> dict:
+    out = {}
+    for band, part in pred.groupby(band_of(pred)):
+        est, low, high = metrics.wilson(int((part.label == part.predicted).sum()), len(part))
+        per_class = {}
+        for name, rows in part.groupby("label"):
+            right = int((rows.predicted == name).sum())
+            e, lo, hi = metrics.wilson(right, len(rows))
+            per_class[name] = {"n": len(rows), "sensitivity": metrics.entry(e, (lo, hi))}
+        out[band] = {
+            "n": len(part),
+            "accuracy": metrics.entry(est, (low, high)),
+            "per_class": per_class,
+        }
     return out
 
 
@@ -40,6 +72,8 @@ def report(pred: pd.DataFrame, classes: list[str], bootstrap: int, seed: int) ->
         "overall": metrics.overall(y, yhat, len(classes), bootstrap, seed),
         "per_class": metrics.per_class(y, yhat, classes, bootstrap, seed),
         "ece": round(ece, 4),
+        "confidence_auroc": metrics.confidence_auroc(pred["confidence"], y == yhat),
+        "bands": _bands(pred, classes),
         "breakdown": {},
     }
     for column in ("manufacturer", "field_strength", "plane"):
@@ -54,12 +88,19 @@ def report(pred: pd.DataFrame, classes: list[str], bootstrap: int, seed: int) ->
 
 
 def write_outputs(
-    pred: pd.DataFrame, result: dict, classes: list[str], metrics_dir: Path, plots_dir: Path
+    pred: pd.DataFrame,
+    result: dict,
+    classes: list[str],
+    metrics_dir: Path,
+    plots_dir: Path,
+    name: str = "test",
 ) -> None:
+    """NAME.json, NAME_predictions.csv, misclassified and plots (test: the historic names)."""
     metrics_dir.mkdir(parents=True, exist_ok=True)
     plots_dir.mkdir(parents=True, exist_ok=True)
-    (metrics_dir / "test.json").write_text(json.dumps(result, indent=2))
-    pred.to_csv(metrics_dir / "test_predictions.csv", index=False)
+    prefix = "" if name == "test" else f"{name}_"
+    (metrics_dir / f"{name}.json").write_text(json.dumps(result, indent=2))
+    pred.to_csv(metrics_dir / f"{name}_predictions.csv", index=False)
     wrong = pred[pred.label != pred.predicted]
     keep = [
         "volume_id",
@@ -73,15 +114,15 @@ def write_outputs(
         "confidence",
         *[f"p_{c}" for c in classes],
     ]
-    wrong[keep].to_csv(metrics_dir / "misclassified.csv", index=False)
+    wrong[keep].to_csv(metrics_dir / f"{prefix}misclassified.csv", index=False)
     pred[["label", "predicted"]].rename(columns={"label": "actual"}).to_csv(
-        plots_dir / "confusion.csv", index=False
+        plots_dir / f"{prefix}confusion.csv", index=False
     )
-    _confusion_png(pred, classes, plots_dir / "confusion.png")
-    _reliability_png(pred, classes, plots_dir / "reliability.png")
+    _confusion_png(pred, classes, plots_dir / f"{prefix}confusion.png", name)
+    _reliability_png(pred, classes, plots_dir / f"{prefix}reliability.png", name)
 
 
-def _confusion_png(pred: pd.DataFrame, classes: list[str], path: Path) -> None:
+def _confusion_png(pred: pd.DataFrame, classes: list[str], path: Path, name: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -106,13 +147,13 @@ def _confusion_png(pred: pd.DataFrame, classes: list[str], path: Path) -> None:
     ax.set_yticks(range(len(classes)), classes)
     ax.set_xlabel("predicted")
     ax.set_ylabel("truth")
-    ax.set_title(f"test split, n={len(pred)}")
+    ax.set_title(f"{name}, n={len(pred)}")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
-def _reliability_png(pred: pd.DataFrame, classes: list[str], path: Path) -> None:
+def _reliability_png(pred: pd.DataFrame, classes: list[str], path: Path, name: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -133,7 +174,7 @@ def _reliability_png(pred: pd.DataFrame, classes: list[str], path: Path) -> None
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.02)
     ax.legend(loc="lower right")
-    ax.set_title("reliability, test split")
+    ax.set_title(f"reliability, {name}")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

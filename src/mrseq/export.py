@@ -58,6 +58,24 @@ def file_md5(path: str | os.PathLike) -> str:
     return hashlib.md5(Path(path).read_bytes()).hexdigest()
 
 
+def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """Temperature scaling (Guo et al., 2017): the T minimising validation NLL of logits / T.
+
+    One number, so it cannot change which class wins; it only makes confidence honest."""
+    log_t = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.LBFGS([log_t], lr=0.1, max_iter=200)
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def closure():
+        opt.zero_grad()
+        loss = loss_fn(logits / log_t.exp(), labels)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return float(torch.clamp(log_t.exp(), 0.05, 20.0))
+
+
 def export_model(
     net: torch.nn.Module,
     preprocess: PreprocessSpec,
@@ -65,6 +83,7 @@ def export_model(
     model_params: dict,
     training: dict,
     data_fingerprints: dict,
+    temperature: float = 1.0,
 ) -> dict:
     """Trace the net, check the trace reproduces it, write model.ts and model_spec.json."""
     out = Path(out_dir)
@@ -93,7 +112,8 @@ def export_model(
             "range": [0, 1],
             "axes": "N, C, X (R), Y (A), Z (S) in RAS+ after reorientation",
         },
-        "output": {"logits": len(CLASSES), "activation": "softmax"},
+        # probabilities = softmax(logits / temperature), temperature fitted on validation
+        "output": {"logits": len(CLASSES), "activation": "softmax", "temperature": temperature},
         "model": {"file": MODEL_FILE, "format": "torchscript", **model_params},
         "training": training,
         "data": data_fingerprints,

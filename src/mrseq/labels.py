@@ -30,16 +30,25 @@ def attach_labels(series: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
         series_uid=labels["series_uid"].astype(str),
         b_key=labels.get("b_value", pd.Series([""] * len(labels))).map(_b_key),
     )
-    exact = {(r.series_uid, r.b_key): r.label for r in labels.itertuples()}
-    per_series = labels.groupby("series_uid")["label"].agg(list)
-    single = {uid: labs[0] for uid, labs in per_series.items() if len(labs) == 1}
+    exact = {(r.series_uid, r.b_key): i for i, r in enumerate(labels.itertuples())}
+    per_series = labels.groupby("series_uid").indices
+    single = {uid: rows[0] for uid, rows in per_series.items() if len(rows) == 1}
 
-    def find(row) -> str | None:
+    def find(row) -> int | None:
         key = (str(row.series_uid), _b_key(row.b_value))
-        return exact.get(key) or single.get(str(row.series_uid))
+        found = exact.get(key)
+        return found if found is not None else single.get(str(row.series_uid))
 
+    rows = [find(r) for r in series.itertuples()]
     out = series.copy()
-    out["label"] = [find(r) for r in series.itertuples()]
+    out["label"] = [None if i is None else labels["label"].iloc[i] for i in rows]
+    # Whatever else the labels file knows (the simulator's true b-value, SNR, fat residual...)
+    # travels along, so evaluations can report by condition; series.csv columns win.
+    skip = {*series.columns, "label", "b_key"} - {"b_value"}
+    extra = [c for c in labels.columns if c not in skip]
+    for column in extra:
+        name = "true_b_value" if column == "b_value" else column
+        out[name] = [None if i is None else labels[column].iloc[i] for i in rows]
     missing = out["label"].isna()
     if missing.any():
         import logging

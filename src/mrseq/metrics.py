@@ -67,7 +67,7 @@ def _bootstrap(y_true, y_pred, n_classes, stat, n: int, seed: int) -> tuple[floa
     return float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))
 
 
-def _entry(estimate: float, interval: tuple[float, float]) -> dict:
+def entry(estimate: float, interval: tuple[float, float]) -> dict:
     return {"value": round(float(estimate), 4), "ci95": [round(float(v), 4) for v in interval]}
 
 
@@ -88,11 +88,11 @@ def per_class(y_true, y_pred, classes: list[str], bootstrap: int = 1000, seed: i
             "npv": (tn, tn + fn),
         }.items():
             est, low, high = wilson(num, den)
-            row[key] = _entry(est, (low, high))
+            row[key] = entry(est, (low, high))
         f1 = lambda mm, c=c: _f1(*_one_vs_rest(mm, c)[:3])  # noqa: E731
         kap = lambda mm, c=c: _binary_kappa(*_one_vs_rest(mm, c))  # noqa: E731
-        row["f1"] = _entry(f1(m), _bootstrap(y_true, y_pred, k, f1, bootstrap, seed))
-        row["kappa"] = _entry(kap(m), _bootstrap(y_true, y_pred, k, kap, bootstrap, seed))
+        row["f1"] = entry(f1(m), _bootstrap(y_true, y_pred, k, f1, bootstrap, seed))
+        row["kappa"] = entry(kap(m), _bootstrap(y_true, y_pred, k, kap, bootstrap, seed))
         out[name] = row
     return out
 
@@ -101,10 +101,10 @@ def overall(y_true, y_pred, n_classes: int, bootstrap: int = 1000, seed: int = 0
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     m = confusion(y_true, y_pred, n_classes)
     est, low, high = wilson(int(np.trace(m)), int(m.sum()))
-    kappa = _entry(
+    kappa = entry(
         cohen_kappa(m), _bootstrap(y_true, y_pred, n_classes, cohen_kappa, bootstrap, seed)
     )
-    return {"n": int(m.sum()), "accuracy": _entry(est, (low, high)), "kappa": kappa}
+    return {"n": int(m.sum()), "accuracy": entry(est, (low, high)), "kappa": kappa}
 
 
 def expected_calibration_error(confidence, correct, bins: int = 10) -> tuple[float, list[dict]]:
@@ -128,3 +128,13 @@ def expected_calibration_error(confidence, correct, bins: int = 10) -> tuple[flo
             }
         )
     return float(ece), table
+
+
+def confidence_auroc(confidence, correct) -> float | None:
+    """AUROC of confidence for telling right answers from wrong ones (None if all one kind)."""
+    from sklearn.metrics import roc_auc_score
+
+    correct = np.asarray(correct, bool)
+    if correct.all() or not correct.any():
+        return None
+    return round(float(roc_auc_score(correct, np.asarray(confidence, float))), 4)

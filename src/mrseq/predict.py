@@ -65,7 +65,8 @@ class Predictor:
     @torch.no_grad()
     def probabilities(self, batch: torch.Tensor) -> np.ndarray:
         """(N, 1, *shape) preprocessed tensors -> (N, classes) softmax probabilities."""
-        return torch.softmax(self.model(batch.float()), dim=1).numpy()
+        temperature = float(self.spec.get("output", {}).get("temperature", 1.0))
+        return torch.softmax(self.model(batch.float()) / temperature, dim=1).numpy()
 
     def predict_arrays(self, volumes: list[tuple[np.ndarray, np.ndarray]], batch_size: int = 8):
         out = []

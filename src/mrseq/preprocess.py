@@ -29,6 +29,7 @@ class PreprocessSpec:
     percentiles: tuple[float, float] = (0.5, 99.5)
     orientation: str = "RAS"
     antialias: bool = True
+    intensity: str = "percentile"  # or "log": log-compressed over the robust range
 
     @classmethod
     def from_dict(cls, d: dict) -> PreprocessSpec:
@@ -38,6 +39,7 @@ class PreprocessSpec:
             percentiles=tuple(float(v) for v in d.get("percentiles", (0.5, 99.5))),
             orientation=d.get("orientation", "RAS"),
             antialias=bool(d.get("antialias", True)),
+            intensity=str(d.get("intensity", "percentile")),
         )
 
     def to_dict(self) -> dict:
@@ -51,6 +53,23 @@ def normalise(image: torch.Tensor, low_pct: float, high_pct: float) -> torch.Ten
         flat = flat[:: flat.numel() // 1_000_000 + 1]
     low, high = torch.quantile(flat, torch.tensor([low_pct / 100, high_pct / 100]))
     return ((image - low) / torch.clamp(high - low, min=1e-6)).clamp(0, 1)
+
+
+def normalise_log(image: torch.Tensor, low_pct: float, high_pct: float) -> torch.Tensor:
+    """log(1 + x / median) above the low percentile, scaled by its high percentile to [0, 1]:
+    the bright tail (fluid on ADC, restricted tissue at high b) keeps its structure instead of
+    saturating. Scale-free like `normalise`, so a vendor's scaling cannot matter."""
+    low = torch.quantile(_sample(image), low_pct / 100)
+    linear = (image - low).clamp(min=0)
+    median = torch.quantile(_sample(linear), 0.5).clamp(min=1e-6)
+    logged = torch.log1p(linear / median)
+    high = torch.quantile(_sample(logged), high_pct / 100).clamp(min=1e-6)
+    return (logged / high).clamp(0, 1)
+
+
+def _sample(image: torch.Tensor) -> torch.Tensor:
+    flat = image.flatten().float()
+    return flat[:: flat.numel() // 1_000_000 + 1] if flat.numel() > 2_000_000 else flat
 
 
 def decimate(image, target_spacing) -> torch.Tensor:
@@ -71,6 +90,9 @@ def decimate(image, target_spacing) -> torch.Tensor:
     return MetaTensor(data, affine=affine)
 
 
+NORMALISERS = {"percentile": normalise, "log": normalise_log}
+
+
 def preprocess_volume(array: np.ndarray, affine: np.ndarray, spec: PreprocessSpec) -> torch.Tensor:
     """(X, Y, Z) array + RAS affine -> float32 tensor (1, *spec.shape) in [0, 1]."""
     from monai.data import MetaTensor
@@ -83,7 +105,9 @@ def preprocess_volume(array: np.ndarray, affine: np.ndarray, spec: PreprocessSpe
         affine=torch.as_tensor(affine, dtype=torch.float64),
     )
     image = Orientation(axcodes=spec.orientation, labels=None)(image)
-    image = normalise(image, *spec.percentiles)
+    if spec.intensity not in NORMALISERS:
+        raise ValueError(f"unknown intensity {spec.intensity!r}; one of {sorted(NORMALISERS)}")
+    image = NORMALISERS[spec.intensity](image, *spec.percentiles)
     if spec.antialias:
         image = decimate(image, spec.spacing)
     image = Spacing(pixdim=spec.spacing, mode="bilinear")(image)

@@ -29,16 +29,25 @@ log = logging.getLogger(__name__)
 
 
 def build_augment(strength: float):
-    """MONAI random transforms on (1, X, Y, Z) tensors; `strength` scales ranges and odds."""
+    """MONAI random transforms on (1, X, Y, Z) tensors; `strength` scales ranges and odds.
+
+    Besides geometry and contrast, MRI physics in k-space (MONAI's own: Rician noise, Gibbs
+    ringing from k-space truncation, k-space spikes, resolution loss) so that no two epochs
+    see the same nuisance. MONAI rather than TorchIO: it is already the network's library,
+    works on the same tensors, and adds no dependency to the serving image.
+    """
     from monai.transforms import (
         Compose,
         RandAdjustContrast,
         RandAffine,
         RandBiasField,
         RandFlip,
-        RandGaussianNoise,
         RandGaussianSmooth,
+        RandGibbsNoise,
+        RandKSpaceSpikeNoise,
+        RandRicianNoise,
         RandScaleIntensity,
+        RandSimulateLowResolution,
     )
 
     s = float(strength)
@@ -56,12 +65,15 @@ def build_augment(strength: float):
             ),
             RandFlip(prob=0.5, spatial_axis=0),  # left-right: the pelvis is near-symmetric
             RandBiasField(prob=p, coeff_range=(0.0, 0.4 * s)),
+            RandSimulateLowResolution(prob=p * 0.4, zoom_range=(max(0.3, 1 - 0.5 * s), 1.0)),
             RandGaussianSmooth(
-                prob=p * 0.6, sigma_x=(0.2, 1.2 * s), sigma_y=(0.2, 1.2 * s), sigma_z=(0.1, 0.6 * s)
+                prob=p * 0.4, sigma_x=(0.2, 1.2 * s), sigma_y=(0.2, 1.2 * s), sigma_z=(0.1, 0.6 * s)
             ),  # resolution degradation
+            RandGibbsNoise(prob=p * 0.4, alpha=(0.0, min(0.9, 0.5 * s))),
+            RandKSpaceSpikeNoise(prob=0.05 * s, intensity_range=(7.0, 9.5)),
             RandAdjustContrast(prob=p, gamma=(max(0.3, 1 - 0.4 * s), 1 + 0.6 * s)),
             RandScaleIntensity(prob=p * 0.5, factors=0.1 * s),
-            RandGaussianNoise(prob=p, std=0.04 * s),
+            RandRicianNoise(prob=p, std=0.05 * s, sample_std=True),
         ]
     )
 
@@ -97,6 +109,8 @@ class VolumeDataModule(pl.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         augment = build_augment(self.cfg["augment_strength"])
+        if augment is not None:  # MONAI's transforms draw from their own generators
+            augment.set_random_state(seed=int(self.cfg["seed"]))
         self.train_set = VolumeDataset(self.processed, self.table("train"), augment)
         self.val_set = VolumeDataset(self.processed, self.table("val"))
 

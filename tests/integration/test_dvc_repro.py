@@ -23,6 +23,7 @@ MINI = {
     "model": {"widths": [4, 8, 8, 16]},
     "train": {"epochs": 2, "batch_size": 8, "wandb": False, "progress_bar": False},
     "evaluate": {"bootstrap": 20},
+    "benchmark": {"patients": 3, "workers": 2},
     "tune": {
         "num_samples": 2,
         "epochs": 1,
@@ -68,6 +69,11 @@ def test_pipeline_produces_metrics_model_and_plots(repo):
     result = json.loads((work / "metrics" / "test.json").read_text())
     assert 0 <= result["overall"]["accuracy"]["value"] <= 1
     assert set(result["per_class"]) == {"T2WI_nan", "T2WI_fs", "DWI_Low", "DWI_High", "ADC"}
+    bench = json.loads((work / "metrics" / "benchmark.json").read_text())
+    assert bench.keys() == result.keys()  # the same structure as the test split's
+    assert bench["overall"]["n"] == sum(b["n"] for b in bench["bands"].values())
+    predictions = (work / "metrics" / "benchmark_predictions.csv").read_text()
+    assert "SIM1000-" in predictions and "SIM000-" not in predictions  # its own cohort
     spec = json.loads((work / "models" / "mrseq" / "model_spec.json").read_text())
     assert spec["preprocessing"]["shape"] == [24, 24, 10]
     for path in (
@@ -112,4 +118,5 @@ def test_a_train_param_reruns_only_train_and_what_follows(repo):
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     out = run(["dvc", "repro"], work, env)
     ran = re.findall(r"Running stage '(\w+)'", out)
-    assert ran[:2] == ["train", "export"] and sorted(ran[2:]) == ["evaluate", "package"]
+    assert ran[:2] == ["train", "export"]
+    assert sorted(ran[2:]) == ["benchmark", "evaluate", "package"]

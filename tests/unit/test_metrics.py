@@ -78,3 +78,44 @@ def test_calibration_error_zero_when_confidence_equals_accuracy():
     correct = np.array([1] * 19 + [0])
     ece, table = metrics.expected_calibration_error(conf, correct)
     assert ece == pytest.approx(0.0, abs=1e-9) and table[0]["count"] == 20
+
+
+def test_confidence_auroc_ranks_right_above_wrong():
+    confidence = [0.9, 0.8, 0.7, 0.6, 0.5]
+    assert metrics.confidence_auroc(confidence, [1, 1, 1, 0, 0]) == 1.0
+    assert metrics.confidence_auroc(confidence, [0, 0, 1, 1, 1]) == 0.0
+    assert metrics.confidence_auroc(confidence, [1, 1, 1, 1, 1]) is None
+
+
+def test_temperature_scaling_fixes_overconfidence_without_changing_answers():
+    import torch
+
+    from mrseq.export import fit_temperature
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 2000)
+    # logits that are right 70 % of the time but ~99 % confident: T must come out > 1
+    wrong = rng.random(2000) > 0.7
+    winner = np.where(wrong, (labels + 1) % 3, labels)
+    logits = np.zeros((2000, 3))
+    logits[np.arange(2000), winner] = 6.0
+    t = fit_temperature(torch.tensor(logits, dtype=torch.float32), torch.tensor(labels))
+    assert t > 2
+    probs = torch.softmax(torch.tensor(logits) / t, 1).numpy()
+    assert (probs.argmax(1) == winner).all()
+    assert metrics.expected_calibration_error(probs.max(1), ~wrong)[0] < 0.03
+
+
+def test_bands_split_dwi_near_the_boundary_from_the_rest():
+    import pandas as pd
+
+    from mrseq.evaluate import band_of
+
+    table = pd.DataFrame(
+        {
+            "label": ["DWI_Low", "DWI_High", "DWI_High", "ADC", "T2WI_fs"],
+            "b_value": [None, 550.0, 1400.0, None, None],
+            "true_b_value": [400.0, 550.0, 1400.0, None, None],
+        }
+    )
+    assert list(band_of(table)) == ["b300-700", "b300-700", "rest", "rest", "rest"]

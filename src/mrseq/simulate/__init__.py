@@ -22,6 +22,7 @@ from mrseq.simulate import headers
 from mrseq.simulate.anatomy import make_patient
 from mrseq.simulate.physics import Tissues
 from mrseq.simulate.protocol import B_STYLE, SeriesPlan, StudyPlan, plan_study
+from mrseq.simulate.ranges import draw
 from mrseq.simulate.render import render_dwi, render_t2
 
 LABEL_COLUMNS = [
@@ -40,6 +41,8 @@ LABEL_COLUMNS = [
     "matrix",
     "n_slices",
     "prostate_volume_ml",
+    "snr",
+    "fat_residual",
 ]
 
 
@@ -105,13 +108,24 @@ class _Writer:
             "matrix": plan.grid.recon,
             "n_slices": plan.grid.n_slices,
             "prostate_volume_ml": round(self.volume, 1),
+            "snr": round(plan.drawn.get("snr", float("nan")), 2),
+            "fat_residual": round(plan.drawn.get("fat_residual", float("nan")), 4),
         }
 
 
+def _magnitude_storage(rng, vendor: str) -> tuple[float, float]:
+    """(stored 99.9th-percentile value, RescaleSlope): bit depth, scale and slope vary per series,
+    for every vendor (Philips always rescales)."""
+    bit_max = 4095.0 if rng.random() < 0.5 else 65535.0
+    peak = min(float(draw(rng, "stored_peak")), 0.9 * bit_max)
+    rescaled = vendor == "Philips Medical Systems" or rng.random() < 0.35
+    return peak, float(draw(rng, "slope")) if rescaled else 1.0
+
+
 def _stored(rng, image: np.ndarray, vendor: str) -> tuple[np.ndarray, float]:
-    target, slope = headers.magnitude_scale(rng, vendor)
-    scale = target / max(float(np.percentile(image, 99.9)), 1e-6)
-    return np.clip(np.round(image * scale / slope), 0, 65535), slope
+    peak, slope = _magnitude_storage(rng, vendor)
+    scale = peak / max(float(np.percentile(image, 99.9)), 1e-6)
+    return np.clip(np.round(image * scale), 0, 65535), slope
 
 
 def _write_t2(w: _Writer, plan: SeriesPlan, image: np.ndarray) -> None:
@@ -125,9 +139,9 @@ def _write_dwi(w: _Writer, plan: SeriesPlan, result: dict) -> None:
     style = B_STYLE[vendor]
     exported = [b for b in plan.acquired_b if b in plan.export_b]
     if exported:
-        target, slope = headers.magnitude_scale(w.rng, vendor)  # one scale for the whole series
+        peak, slope = _magnitude_storage(w.rng, vendor)  # one scale for the whole series
         top = max(float(np.percentile(images[b], 99.9)) for b in exported)
-        stacks = [np.clip(np.round(images[b] * target / top / slope), 0, 65535) for b in exported]
+        stacks = [np.clip(np.round(images[b] * peak / top), 0, 65535) for b in exported]
         labels = [label_for_b_value(b) for b in exported]
         if plan.interleave:
             w.write(plan, "dwi", stacks, exported, labels, slope, style)
@@ -139,25 +153,28 @@ def _write_dwi(w: _Writer, plan: SeriesPlan, result: dict) -> None:
         stored, slope = _stored(w.rng, result["calc"], vendor)
         w.write(plan, "calc", [stored], [plan.calc_b], ["DWI_High"], slope, style)
     if plan.adc:
-        w.write(
-            plan,
-            "adc",
-            [_adc_stored(result, vendor)],
-            [None],
-            ["ADC"],
-            headers.adc_storage(vendor)[0],
-            None,
-        )
+        stored, slope = _adc_stored(w.rng, result)
+        w.write(plan, "adc", [stored], [None], ["ADC"], slope, None)
 
 
-def _adc_stored(result: dict, vendor: str) -> np.ndarray:
-    """ADC in 1e-6 mm2/s integers; some vendors zero the background, others leave it noisy."""
-    adc = np.clip(result["adc"] * 1e6, 0, 4095)
-    _, zero_background = headers.adc_storage(vendor)
-    if zero_background:
+# (stored units in mm2/s, RescaleSlope): integers in 1e-6 or 1e-5 mm2/s, or 1e-6 integers
+# rescaled to 1e-3 mm2/s (Philips) or to mm2/s.
+ADC_UNITS = ((1e-6, 1.0), (1e-5, 1.0), (1e-6, 1e-3), (1e-6, 1e-6))
+ADC_UNITS_P = (0.6, 0.1, 0.2, 0.1)
+
+
+def _adc_stored(rng, result: dict) -> tuple[np.ndarray, float]:
+    """ADC as scanners store it: clipped, in one of several units, background zeroed, left
+    noisy or filled with the clip value (conventions drawn per series, not per vendor)."""
+    top = float(draw(rng, "adc_max")) * 1e-6
+    adc = np.clip(result["adc"], 0, top)
+    fill = rng.choice(["zero", "noise", "max"], p=[0.5, 0.35, 0.15])
+    if fill != "noise":
         s0 = result["s0"]
-        adc[s0 < 0.08 * np.percentile(s0, 99)] = 0
-    return np.round(adc)
+        background = s0 < float(draw(rng, "adc_background")) * np.percentile(s0, 99)
+        adc[background] = 0.0 if fill == "zero" else top
+    unit, slope = ADC_UNITS[int(rng.choice(len(ADC_UNITS), p=ADC_UNITS_P))]
+    return np.round(adc / unit), slope
 
 
 def simulate_patient(args: tuple[str, int, int, float]) -> list[dict]:
@@ -183,6 +200,9 @@ def single_threaded() -> None:
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1)
+    import torch
+
+    torch.set_num_threads(1)
 
 
 def simulate_cohort(

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mrseq.simulate.ranges import draw
+
 TISSUES = (
     "air",
     "fat",
@@ -80,6 +82,7 @@ class Patient:
     texture: np.ndarray  # same form, scalar texture modulating proton density
     gas_centre: np.ndarray
     prostate_volume_ml: float
+    scale: float = 1.0  # the whole pelvis is this much larger than its shapes say
 
 
 def _bumps(rng: np.random.Generator, k: int, amp: float) -> np.ndarray:
@@ -198,7 +201,7 @@ def _rectum(rng) -> tuple[list[Shape], np.ndarray]:
 
 
 def _prostate(rng) -> tuple[list[Shape], float]:
-    volume_ml = float(np.exp(rng.uniform(np.log(20), np.log(150))))
+    volume_ml = float(draw(rng, "prostate_ml"))
     aspect = np.array([1.25, 0.85, 1.0]) * rng.uniform(0.9, 1.1, 3)
     scale = (volume_ml * 1000 / (4 / 3 * np.pi * np.prod(aspect))) ** (1 / 3)
     radii = aspect * scale
@@ -256,6 +259,19 @@ def _vessels(rng) -> list[Shape]:
     return shapes
 
 
+CLUTTER_TISSUES = ("fat", "muscle", "urine", "stool", "tz", "lesion", "haemorrhage", "sv_fluid")
+
+
+def _clutter(rng) -> list[Shape]:
+    """Blobs of random tissue anywhere in the pelvis: anatomy the net must not rely on."""
+    out = []
+    for _ in range(int(draw(rng, "clutter"))):
+        where = rng.uniform(-70, 70, 3) * [1, 0.8, 0.8]
+        radii = rng.uniform(4, 25, 3)
+        out.append(_shape(rng, str(rng.choice(CLUTTER_TISSUES)), where, radii, tilt=40, bump=0.3))
+    return out
+
+
 def make_patient(rng: np.random.Generator) -> Patient:
     """Random anatomy; later shapes are painted over earlier ones."""
     prostate, volume = _prostate(rng)
@@ -266,16 +282,19 @@ def make_patient(rng: np.random.Generator) -> Patient:
         *_muscles(rng),
         *_bones(rng),
         *_vessels(rng),
+        *_clutter(rng),
         *rectum,
         *_bladder(rng, top),
         *prostate,
     ]
+    scale = float(draw(rng, "anatomy_scale"))
     return Patient(
         shapes=shapes,
-        warp=_waves(rng, 4, 4.0, (80, 250)),
-        texture=_waves(rng, 12, 0.035, (15, 90)),
-        gas_centre=gas_centre,
-        prostate_volume_ml=volume,
+        warp=_waves(rng, 4, float(draw(rng, "warp_mm")), (80, 250)),
+        texture=_waves(rng, 12, float(draw(rng, "texture")), (15, 90)),
+        gas_centre=gas_centre * scale,
+        prostate_volume_ml=volume * scale**3,
+        scale=scale,
     )
 
 
@@ -294,6 +313,7 @@ def mix(patient: Patient, points: np.ndarray, edge: float, vectors: np.ndarray) 
     times `vectors`, at M/len(TISSUES) of the cost.
     """
     vectors = np.asarray(vectors, dtype=np.float32)
+    points = points / np.float32(patient.scale)
     warped = points + _wave_sum(patient.warp, points)
     out = np.repeat(vectors[T["air"]][None, :], len(points), axis=0)
     chunk_low, chunk_high = warped.min(axis=0), warped.max(axis=0)

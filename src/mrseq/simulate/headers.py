@@ -126,19 +126,5 @@ def series_tags(
     return tags
 
 
-def adc_storage(vendor: str) -> tuple[float, bool]:
-    """(RescaleSlope for ADC maps, whether the background is zeroed) by vendor convention."""
-    if vendor == PHILIPS:
-        return 0.001, True  # stored 1e-6 integers, rescaled to 1e-3 mm2/s
-    return 1.0, vendor == SIEMENS
-
-
-def magnitude_scale(rng, vendor: str) -> tuple[float, float]:
-    """(target 99.9th-percentile stored value, RescaleSlope) for magnitude images."""
-    target = float(rng.uniform(600, 4000))
-    slope = float(rng.uniform(1.2, 4.0)) if vendor == PHILIPS else 1.0
-    return target, slope
-
-
 def b_text(values: list[float]) -> str:
     return "_".join(f"{v:g}" for v in values)

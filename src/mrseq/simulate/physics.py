@@ -7,9 +7,12 @@ partial volume physically is. Times in ms, ADC in 1e-6 mm2/s, b in s/mm2.
 from __future__ import annotations
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 from scipy import fft as sfft
 
 from mrseq.simulate.anatomy import TISSUES
+from mrseq.simulate.ranges import draw
 
 # name: (PD, T1 range at 3T, T2 range, ADC range, fat fraction) -- literature values.
 TISSUE_TABLE = {
@@ -30,23 +33,38 @@ TISSUE_TABLE = {
     "venous": (0.9, (1650, 1750), (150, 250), (2000, 2400), 0.0),
     "vessel": (0.9, (1850, 1950), (15, 25), (3500, 5000), 0.0),  # flow void on TSE and DWI
 }
-FAT_T1_3T, FAT_T2 = 380.0, (70.0, 130.0)
+FAT_T1_3T = 380.0
+
+
+FLUIDS = ("urine", "sv_fluid", "venous", "vessel")
 
 
 class Tissues:
-    """Per-patient draws of every tissue's parameters at one field strength."""
+    """Per-patient draws of every tissue's parameters at one field strength.
+
+    Literature ranges widened by per-tissue factors (ranges.py): contrast between tissues
+    changes from patient to patient, far beyond one site, while fluid keeps the highest ADC.
+    """
 
     def __init__(self, rng: np.random.Generator, field: float):
         rows = [TISSUE_TABLE[name] for name in TISSUES]
+        n = len(rows)
         t1_scale = 0.8 if field < 2 else 1.0  # T1 ~20 % shorter at 1.5 T
-        self.pd = np.array([r[0] for r in rows])
+        fluid = np.array([name in FLUIDS for name in TISSUES])
+        adc_factor = np.where(fluid, draw(rng, "fluid_adc_factor", n), draw(rng, "adc_factor", n))
+        self.pd = np.array([r[0] for r in rows]) * draw(rng, "pd_factor", n)
         self.t1 = np.array([rng.uniform(*r[1]) for r in rows]) * t1_scale
+        self.t1 *= draw(rng, "t1_factor", n)
         self.t2 = np.array([rng.uniform(*r[2]) for r in rows]) * (1.05 if field < 2 else 1.0)
-        self.adc = np.array([rng.uniform(*r[3]) for r in rows]) * 1e-6
+        self.t2 *= draw(rng, "t2_factor", n)
+        adc = np.array([rng.uniform(*r[3]) for r in rows]) * 1e-6 * adc_factor
+        # Tissue never diffuses faster than free fluid: the ADC map's class-defining order.
+        free = min(adc[TISSUES.index(name)] for name in ("urine", "sv_fluid"))
+        self.adc = np.where(fluid, adc, np.minimum(adc, 0.85 * free))
         self.ff = np.array([r[4] for r in rows])
         self.fat_t1 = FAT_T1_3T * t1_scale
-        self.fat_t2 = rng.uniform(*FAT_T2)
-        self.perfusion = rng.uniform(0.03, 0.12)  # IVIM fraction, visible at low b only
+        self.fat_t2 = float(draw(rng, "fat_t2"))
+        self.perfusion = float(draw(rng, "perfusion"))  # IVIM fraction, visible at low b only
 
 
 def _recovery(tr: float, t1: np.ndarray) -> np.ndarray:
@@ -81,26 +99,38 @@ def diffusion(tis: Tissues, s0_water: np.ndarray, b: float) -> np.ndarray:
 # ------------------------------------------------------------------ fields on the image grid
 
 
+SMOOTH_SAMPLES = 24  # a few low-frequency waves need no more samples per axis
+
+
 def smooth_field(rng: np.random.Generator, shape: tuple[int, ...], waves: int, amp: float):
-    """A smooth random field ~N(0, amp) over a grid, from a few low-frequency cosines."""
-    grids = np.meshgrid(*[np.linspace(-1, 1, n, dtype=np.float32) for n in shape], indexing="ij")
-    out = np.zeros(shape, dtype=np.float32)
+    """A smooth random field ~N(0, amp) over a grid, from a few low-frequency cosines.
+
+    Evaluated on at most SMOOTH_SAMPLES points per axis and interpolated (it is smooth by
+    construction; evaluating it per voxel was a sixth of the simulator's time)."""
+    coarse = tuple(min(n, SMOOTH_SAMPLES) for n in shape)
+    grids = np.meshgrid(*[np.linspace(-1, 1, n, dtype=np.float32) for n in coarse], indexing="ij")
+    out = np.zeros(coarse, dtype=np.float32)
     for _ in range(waves):
         k = rng.normal(0, 1.5, len(shape))
         out += np.cos(sum(ki * g for ki, g in zip(k, grids, strict=True)) + rng.uniform(0, 6.3))
-    return out * amp / np.sqrt(waves / 2)
+    out *= amp / np.sqrt(waves / 2)
+    if coarse == tuple(shape):
+        return out
+    t = torch.from_numpy(out)[None, None]
+    mode = "trilinear" if len(shape) == 3 else "bilinear"
+    return F.interpolate(t, size=tuple(shape), mode=mode, align_corners=True)[0, 0].numpy()
 
 
 def bias_field(rng, shape, field: float, endorectal: np.ndarray | None) -> np.ndarray:
     """Coil sensitivity x 3 T dielectric shading x optional endorectal-coil hot spot."""
-    bias = np.exp(smooth_field(rng, shape, 4, 0.2))
+    bias = np.exp(smooth_field(rng, shape, 4, float(draw(rng, "bias"))))
     grids = np.meshgrid(*[np.linspace(-1, 1, n, dtype=np.float32) for n in shape], indexing="ij")
     if field > 2:
-        centre = rng.uniform(-0.3, 0.3, len(shape))
+        centre = rng.uniform(-0.4, 0.4, len(shape))
         r2 = sum((g - c) ** 2 for g, c in zip(grids, centre, strict=True))
-        bias *= 1 - rng.uniform(0.05, 0.3) * np.exp(-r2 / 0.15)
+        bias *= 1 - float(draw(rng, "shading")) * np.exp(-r2 / rng.uniform(0.08, 0.3))
     if endorectal is not None:
-        bias *= 1 + rng.uniform(1, 4) * np.exp(-endorectal / 15.0)
+        bias *= 1 + float(draw(rng, "endorectal_gain")) * np.exp(-endorectal / 15.0)
     return bias
 
 
@@ -132,25 +162,53 @@ def motion_phase(rng, lines: int, severity: float) -> np.ndarray | None:
     return np.where(hit, np.exp(1j * rng.normal(0, 0.6, lines)), 1.0).astype(np.complex64)
 
 
-def reconstruct(image: np.ndarray, recon: int, window: float, phase: np.ndarray | None):
-    """Acquired complex image -> k-space -> filter, motion, zero-fill to the recon matrix.
+def kspace_filter(n: int, window: float) -> np.ndarray:
+    """Vendor apodisation: a blend of no filter (Gibbs ringing) and a full Hann window."""
+    hann = 0.5 * (1 - np.cos(2 * np.pi * (np.arange(n) + 0.5) / n))
+    return ((1 - window) + window * np.outer(hann, hann)).astype(np.float32)
+
+
+def to_kspace(image: np.ndarray) -> np.ndarray:
+    # scipy.fft keeps complex64 (numpy's FFT always computes in double: twice the time).
+    return sfft.fftshift(sfft.fft2(image.astype(np.complex64), axes=(0, 1)), axes=(0, 1))
+
+
+def from_kspace(k: np.ndarray, recon: int) -> np.ndarray:
+    """Zero-fill acquired k-space (n, n, slices) to the recon matrix: complex image.
 
     Truncating k-space at the acquired matrix gives Gibbs ringing at sharp edges; zero filling
-    interpolates as scanners do (and correlates the noise, as on scanners). Returns magnitude.
-    """
-    # scipy.fft keeps complex64 (numpy's FFT always computes in double: twice the time).
-    k = sfft.fftshift(sfft.fft2(image.astype(np.complex64), axes=(0, 1)), axes=(0, 1))
-    n = image.shape[0]
-    if window > 0:  # vendor apodisation: blend of no filter and a full Hann window
-        hann = 0.5 * (1 - np.cos(2 * np.pi * (np.arange(n) + 0.5) / n))
-        k *= ((1 - window) + window * np.outer(hann, hann))[:, :, None]
-    if phase is not None:
-        k *= phase[None, :, None]
-    padded = np.zeros((recon, recon, image.shape[2]), dtype=np.complex64)
+    interpolates as scanners do (and correlates the noise, as on scanners)."""
+    n = k.shape[0]
+    padded = np.zeros((recon, recon, k.shape[2]), dtype=np.complex64)
     o = (recon - n) // 2
     padded[o : o + n, o : o + n] = k
     out = sfft.ifft2(sfft.ifftshift(padded, axes=(0, 1)), axes=(0, 1))
-    return np.abs(out).astype(np.float32) * (recon / n) ** 2
+    return out * np.float32((recon / n) ** 2)
+
+
+def signal_kspace(
+    image: np.ndarray,
+    window: float,
+    phase: np.ndarray | None,
+    spike: tuple[int, int, int, float] | None = None,
+) -> np.ndarray:
+    """The object's filtered k-space, with motion errors on phase-encode lines and a spike."""
+    k = to_kspace(image) * kspace_filter(image.shape[0], window)[:, :, None]
+    if phase is not None:
+        k *= phase[None, :, None]
+    if spike is not None:  # one bright k-space point: stripes over a slice (TorchIO's RandomSpike)
+        i, j, z, strength = spike
+        k[i, j, z] += strength * np.abs(k[..., z]).max()
+    return k
+
+
+def noise_kspace(rng, shape: tuple[int, int, int], window: float) -> np.ndarray:
+    """Thermal noise drawn directly in k-space: white noise of unit variance per pixel in
+    the image is white with variance n*n per k-space sample (no forward FFT needed)."""
+    k = np.empty(shape, dtype=np.complex64)
+    k.real = rng.standard_normal(shape, dtype=np.float32)
+    k.imag = rng.standard_normal(shape, dtype=np.float32)
+    return k * (np.float32(shape[0]) * kspace_filter(shape[0], window)[:, :, None])
 
 
 def fit_adc(images: list[np.ndarray], b_values: list[float]) -> tuple[np.ndarray, np.ndarray]:
@@ -163,3 +221,19 @@ def fit_adc(images: list[np.ndarray], b_values: list[float]) -> tuple[np.ndarray
     ).sum()
     intercept = logs.mean(-1) - slope * b_mean
     return np.exp(intercept), np.clip(-slope, 0, 5e-3)
+
+
+def fit_adc_variant(rng, images: dict[float, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """How scanners fit ADC differs: all b-values, only b above the IVIM range, or two points.
+
+    S0 always comes from the full log-linear fit (it sets the background mask and the
+    calculated images); the ADC from the drawn variant.
+    """
+    b = sorted(images)
+    s0, adc = fit_adc([images[v] for v in b], b)
+    kind = rng.choice(["all", "ivim_free", "two_point"], p=[0.5, 0.25, 0.25])
+    floor = float(rng.uniform(50, 200))
+    chosen = [v for v in b if v >= floor] if kind == "ivim_free" else [b[0], b[-1]]
+    if kind != "all" and len(set(chosen)) >= 2:
+        _, adc = fit_adc([images[v] for v in chosen], chosen)
+    return s0, adc

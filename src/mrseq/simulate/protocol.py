@@ -12,15 +12,18 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mrseq.dicom_write import Geometry
+from mrseq.simulate.ranges import draw
 
 VENDORS = ("SIEMENS", "GE MEDICAL SYSTEMS", "Philips Medical Systems", "Canon Medical Systems")
 VENDOR_P = (0.4, 0.25, 0.25, 0.1)
 B_STYLE = {VENDORS[0]: "siemens", VENDORS[1]: "ge", VENDORS[2]: "philips", VENDORS[3]: "standard"}
 # Chance that a vendor stores several b-values interleaved in one series.
 INTERLEAVE_P = {VENDORS[0]: 0.8, VENDORS[1]: 0.7, VENDORS[2]: 0.6, VENDORS[3]: 0.0}
-LOW_B = ((0, 50, 100, 150, 200, 300, 400), (3, 3, 2, 1, 1, 1, 3))  # values, weights: 400 and
-HIGH_B = ((500, 600, 800, 1000, 1400, 1500, 2000), (3, 3, 3, 3, 2, 2, 1))  # 500-600 oversampled
-CALC_B = (1400, 1500, 2000)
+# Common protocol b-values; 40 % of draws are continuous over the band instead (any b counts).
+LOW_B = (0, 50, 100, 150, 200, 300, 400)
+HIGH_B = (500, 600, 800, 1000, 1200, 1400, 1500, 1600, 2000, 2500, 3000)
+CONTINUOUS_B_P = 0.4
+CALC_B = (1000, 3000)
 # Per patient: probabilities of 0, 1, 2 volumes, matching the paper's class totals per patient
 # (T2WI_nan 0.92, T2WI_fs 1.09, DWI_Low 0.93, DWI_High 0.96, ADC 0.83).
 COUNT_P = {
@@ -33,6 +36,7 @@ COUNT_P = {
 FS_METHODS = ("spair", "spir", "stir", "dixon")
 PLANES = ("axial", "sagittal", "coronal")
 PLANE_P = (0.65, 0.22, 0.13)
+DWI_PLANE_P = (0.9, 0.05, 0.05)
 _BASE = {
     "axial": ((1, 0, 0), (0, 1, 0)),
     "sagittal": ((0, 1, 0), (0, 0, -1)),
@@ -68,10 +72,12 @@ class Grid:
             - (self.n_slices - 1) / 2 * self.step * self.normal
         )
 
-    def points(self, through: float) -> np.ndarray:
-        """Acquired voxel centres (acq, acq, slices, 3), shifted `through` mm along the normal."""
+    def points(self, through: float, n: int | None = None) -> np.ndarray:
+        """Acquired voxel centres (acq, acq, slices, 3), shifted `through` mm along the normal;
+        with `n`, an n x n in-plane grid spanning the same first-to-last centres (coarser)."""
         d = self.fov / self.acq
-        i = np.arange(self.acq, dtype=np.float32) * d
+        n = self.acq if n is None else n
+        i = np.linspace(0, (self.acq - 1) * d, n, dtype=np.float32)
         k = np.arange(self.n_slices, dtype=np.float32) * self.step + through
         ii, jj, kk = np.meshgrid(i, i, k, indexing="ij")
         o = self.origin().astype(np.float32)
@@ -101,6 +107,7 @@ class SeriesPlan:
     calc_b: float | None = None  # a calculated high-b image from the fit
     adc: bool = False
     interleave: bool = False
+    drawn: dict = field(default_factory=dict)  # nuisance values drawn at render (for labels)
 
 
 @dataclass
@@ -120,97 +127,77 @@ def _tilt(rng, degrees: float) -> np.ndarray:
     return np.eye(3) + np.sin(angle) * k + (1 - np.cos(angle)) * k @ k
 
 
-def _grid(
-    rng,
-    plane: str,
-    acq: int,
-    recon: int,
-    fov: float,
-    n: int,
-    step: float,
-    thick: float,
-    scale: float,
-) -> Grid:
+def _grid(rng, plane: str, pixel: float, fov: float, limits, n: int, thick: float, scale: float):
+    """A tilted grid; acquired matrix from FOV and pixel, recon by a zero-fill factor."""
+    acq = int(np.clip(round(fov / pixel / 2) * 2, *limits[:2]))
+    recon = int(min(limits[2], round(acq * float(draw(rng, "recon_factor")) / 2) * 2))
     rot = _tilt(rng, 15.0 if rng.random() < 0.4 else 3.0)
     row, col = (rot @ np.array(v, dtype=float) for v in _BASE[plane])
     acq, recon = max(16, round(acq * scale / 2) * 2), max(16, round(recon * scale / 2) * 2)
-    centre = rng.normal(0, [6, 6, 6]) + [0, 0, rng.uniform(-5, 10)]
-    return Grid(plane, row, col, centre, acq, recon, fov, n, step, thick)
+    offset = float(draw(rng, "offset_mm"))
+    centre = rng.normal(0, [offset, offset, offset]) + [0, 0, rng.uniform(-5, 10)]
+    step = thick * rng.uniform(1.0, 1.3)
+    return Grid(plane, row, col, centre, acq, max(acq, recon), fov, n, step, thick)
 
 
 def t2_grid(rng, plane: str, scale: float) -> Grid:
-    recon = int(rng.choice([256, 320, 384, 448, 512]))
-    spacing = rng.uniform(0.3, 0.7)
-    fov = float(np.clip(recon * spacing, 130, 260))
-    acq = int(np.clip(recon / rng.choice([1.0, 1.25, 1.5, 2.0]), 192, 288))
-    thick = rng.uniform(3.0, 3.6)
-    return _grid(
-        rng,
-        plane,
-        acq,
-        max(acq, recon),
-        fov,
-        int(rng.integers(16, 37)),
-        thick * rng.uniform(1.0, 1.1),
-        thick,
-        scale,
-    )
+    fov = rng.uniform(120, 300)
+    thick = float(draw(rng, "t2_thickness"))
+    n = int(rng.integers(12, 41))
+    return _grid(rng, plane, float(draw(rng, "t2_pixel")), fov, (112, 320, 448), n, thick, scale)
 
 
-def dwi_grid(rng, scale: float) -> Grid:
-    acq = int(rng.choice([96, 112, 128, 144, 160]))
-    spacing = rng.uniform(1.4, 2.5)
-    recon = acq * 2 if (rng.random() < 0.5 and acq * 2 <= 256) else acq
-    thick = rng.uniform(3.0, 4.0)
-    return _grid(
-        rng,
-        "axial",
-        acq,
-        recon,
-        acq * spacing,
-        int(rng.integers(16, 31)),
-        thick * rng.uniform(1.0, 1.1),
-        thick,
-        scale,
-    )
+def dwi_grid(rng, scale: float, plane: str = "axial") -> Grid:
+    fov = rng.uniform(160, 360)
+    thick = float(draw(rng, "dwi_thickness"))
+    n = int(rng.integers(12, 41))
+    return _grid(rng, plane, float(draw(rng, "dwi_pixel")), fov, (48, 192, 256), n, thick, scale)
 
 
 def _count(rng, label: str) -> int:
     return int(rng.choice(3, p=COUNT_P[label]))
 
 
-def _pick(rng, table, n: int) -> list[float]:
-    values, weights = table
-    p = np.asarray(weights, float) / sum(weights)
-    return sorted(float(v) for v in rng.choice(values, size=n, replace=False, p=p))
+def _b_values(rng, band: str, n: int, top: float = 3000.0) -> list[float]:
+    """n distinct b-values in a band: common protocol values or anywhere in the band."""
+    low, high = (0.0, 499.0) if band == "low" else (500.0, top)
+    common = [float(b) for b in (LOW_B if band == "low" else HIGH_B) if b <= high]
+    out: set[float] = set()
+    while len(out) < n:
+        if rng.random() < CONTINUOUS_B_P:
+            out.add(float(round(rng.uniform(low, high))))
+        else:
+            out.add(float(rng.choice(common)))
+    return sorted(out)
 
 
 def _t2_series(rng, fs: str | None, scale: float) -> SeriesPlan:
     plane = str(rng.choice(PLANES, p=PLANE_P))
-    tr, te = rng.uniform(3000, 7000), rng.uniform(85, 130)
+    tr, te = float(draw(rng, "t2_tr")), float(draw(rng, "t2_te"))
     if fs == "stir":
-        te = rng.uniform(40, 90)
+        te = rng.uniform(30, 90)
     return SeriesPlan("t2", t2_grid(rng, plane, scale), fs=fs, tr=tr, te=te)
 
 
 def _dwi_series(rng, vendor: str, n_low: int, n_high: int, n_adc: int, scale: float) -> SeriesPlan:
     calc = n_high > 0 and rng.random() < 0.25
-    low = _pick(rng, LOW_B, max(1, n_low, 1 + int(rng.random() < 0.4)))
-    high = _pick(rng, HIGH_B, max(1, n_high - int(calc)))
+    top = float(draw(rng, "b_high_max")) if rng.random() < 0.3 else 2000.0
+    low = _b_values(rng, "low", max(1, n_low, 1 + int(rng.random() < 0.4)))
+    high = _b_values(rng, "high", max(1, n_high - int(calc)), top)
     export = low[-n_low:] if n_low else []  # keep the largest low b values
     export += high[: n_high - int(calc)]
-    plan = SeriesPlan(
+    plane = str(rng.choice(PLANES, p=DWI_PLANE_P))
+    return SeriesPlan(
         "dwi",
-        dwi_grid(rng, scale),
-        tr=rng.uniform(3000, 8000),
-        te=rng.uniform(55, 95),
+        dwi_grid(rng, scale, plane),
+        tr=float(draw(rng, "dwi_tr")),
+        te=float(draw(rng, "dwi_te")),
         acquired_b=low + high,
         export_b=export,
-        calc_b=float(rng.choice(CALC_B)) if calc else None,
+        calc_b=float(round(rng.uniform(*CALC_B))) if calc else None,
         adc=n_adc > 0,
         interleave=rng.random() < INTERLEAVE_P[vendor],
     )
-    return plan
 
 
 def plan_study(rng: np.random.Generator, scale: float = 1.0) -> StudyPlan:
@@ -232,5 +219,5 @@ def plan_study(rng: np.random.Generator, scale: float = 1.0) -> StudyPlan:
         3.0 if rng.random() < 0.7 else 1.5,
         series,
         strip_private=rng.random() < 0.15,
-        endorectal=rng.random() < 0.12,
+        endorectal=rng.random() < 0.2,
     )

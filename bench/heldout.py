@@ -1,0 +1,203 @@
+"""Leave-one-condition-out and representation ablation, on conditions held out of training.
+
+For each condition (a vendor's conventions, 1.5 T, the extreme decile of fat-suppression
+residual, the extreme decile of noise, b >= 2000), train without any volume of that condition
+and test on that condition's volumes in the separately seeded benchmark cohort (patients never
+trained on). For each representation variant (preprocess.intensity), train on everything and
+test on the whole benchmark cohort. Every model is trained with the same reduced budget
+(--epochs), so rows compare with each other, not with the full `make run` model.
+
+Needs `make run` first (data/processed, data/interim, data/splits.json, data/benchmark).
+Usage: python bench/heldout.py [--epochs 8] [--conditions all] [--variants percentile,log]
+Writes reports/heldout/heldout.json and prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from mrseq.evaluate import band_of, predict_table
+from mrseq.export import export_model
+from mrseq.metrics import confidence_auroc, wilson
+from mrseq.predict import Predictor
+from mrseq.preprocess import PreprocessSpec, preprocess_index
+from mrseq.training import load_classifier, train_model
+
+T2 = ("T2WI_nan", "T2WI_fs")
+
+
+def conditions(train: pd.DataFrame) -> dict:
+    """name -> predicate over an index table; deciles come from the training cohort."""
+    fs = train[train.label == "T2WI_fs"].fat_residual
+    fs_cut = float(fs.quantile(0.9))
+    t2 = train.label.isin(T2)
+    snr_cut = {
+        True: float(train[t2].snr.quantile(0.1)),
+        False: float(train[~t2].snr.quantile(0.1)),
+    }
+    out = {
+        f"vendor {v}": (lambda t, v=v: t.manufacturer == v)
+        for v in sorted(train.manufacturer.unique())
+    }
+    out["1.5 T"] = lambda t: pd.to_numeric(t.field_strength) == 1.5
+    out[f"fat residual >= {fs_cut:.2f} (T2WI_fs top decile)"] = lambda t: (
+        (t.label == "T2WI_fs") & (t.fat_residual >= fs_cut)
+    )
+    out["noise: SNR in the lowest decile of its family"] = lambda t: (
+        t.snr <= np.where(t.label.isin(T2), snr_cut[True], snr_cut[False])
+    )
+    out["b >= 2000"] = lambda t: pd.to_numeric(t.true_b_value, errors="coerce") >= 2000
+    return out
+
+
+def load_cfg(epochs: int) -> dict:
+    effective = Path("models/train/config.json")  # params plus the sweep's winner
+    if effective.is_file():
+        cfg = json.loads(effective.read_text())
+    else:
+        params = yaml.safe_load(Path("params.yaml").read_text())
+        cfg = {"model": params["model"], "train": params["train"]}
+    cfg["train"].update(epochs=epochs, patience=epochs, wandb=False, progress_bar=False)
+    return cfg
+
+
+def fit_and_export(cfg, processed: Path, splits: dict, spec: PreprocessSpec, out: Path) -> Path:
+    result = train_model(cfg, processed, splits, out / "train")
+    net = load_classifier(result["best_checkpoint"], cfg["model"]).net
+    export_model(net, spec, out / "model", cfg["model"], {}, {})
+    return out / "model"
+
+
+def score(pred: pd.DataFrame) -> dict:
+    right = pred.label == pred.predicted
+    est, low, high = wilson(int(right.sum()), len(pred))
+    return {
+        "n": len(pred),
+        "accuracy": round(est, 4),
+        "ci95": [round(low, 3), round(high, 3)],
+        "confidence_auroc": confidence_auroc(pred.confidence, right),
+    }
+
+
+def run_condition(name, keep, cfg, processed, splits, spec, bench, work) -> dict:
+    index = pd.read_csv(processed / "index.csv")
+    drop = set(index[keep(index)].volume_id)
+    reduced = {s: [v for v in ids if v not in drop] for s, ids in splits.items()}
+    model = fit_and_export(cfg, processed, reduced, spec, work)
+    test = bench[keep(bench)]
+    pred = predict_table(Predictor.from_dir(model), Path("data/benchmark/interim"), test, False)
+    return {"condition": name, "dropped_from_training": len(drop), **score(pred)}
+
+
+def run_variant(intensity, cfg, splits, base: PreprocessSpec, bench, work) -> dict:
+    spec = PreprocessSpec.from_dict({**base.to_dict(), "intensity": intensity})
+    processed = work / "processed"
+    labelled = pd.read_csv("data/interim/labelled.csv")
+    preprocess_index(labelled, Path("data/interim"), processed, spec, os.cpu_count() or 1, False)
+    model = fit_and_export(cfg, processed, splits, spec, work)
+    pred = predict_table(Predictor.from_dir(model), Path("data/benchmark/interim"), bench, False)
+    band = band_of(pred)
+    row = {"variant": intensity, **score(pred)}
+    row["outside 300-700"] = score(pred[band == "rest"])["accuracy"]
+    row["b >= 2000"] = score(pred[pd.to_numeric(pred.true_b_value, errors="coerce") >= 2000])
+    row["per_class_sensitivity"] = {
+        c: round(float((g.predicted == c).mean()), 4) for c, g in pred.groupby("label")
+    }
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument(
+        "--conditions", default="all", help="'all', 'none' or names, comma-separated"
+    )
+    parser.add_argument("--variants", default="percentile,log")
+    parser.add_argument("--out", default="reports/heldout")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    warnings.filterwarnings("ignore")
+    os.environ.setdefault("WANDB_MODE", "disabled")
+    processed = Path("data/processed")
+    splits = json.loads(Path("data/splits.json").read_text())
+    params = yaml.safe_load(Path("params.yaml").read_text())["preprocess"]
+    spec = PreprocessSpec.from_dict(params)
+    bench = pd.read_csv("data/benchmark/interim/labelled.csv")
+    cfg = load_cfg(args.epochs)
+    index = pd.read_csv(processed / "index.csv")
+    train_rows = index[index.volume_id.isin(set(splits["train"]))]
+    wanted = conditions(train_rows)
+    if args.conditions == "none":
+        wanted = {}
+    elif args.conditions != "all":
+        names = args.conditions.split(",")
+        wanted = {k: v for k, v in wanted.items() if any(n.lower() in k.lower() for n in names)}
+    result = {
+        "epochs": args.epochs,
+        "date": time.strftime("%Y-%m-%d"),
+        "conditions": [],
+        "variants": [],
+    }
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, keep in wanted.items():
+        start = time.time()
+        with tempfile.TemporaryDirectory() as work:
+            row = run_condition(name, keep, cfg, processed, splits, spec, bench, Path(work))
+        row["seconds"] = round(time.time() - start)
+        print(json.dumps(row), flush=True)
+        result["conditions"].append(row)
+        (out / "heldout.json").write_text(json.dumps(result, indent=2))
+    for intensity in [v for v in args.variants.split(",") if v]:
+        start = time.time()
+        with tempfile.TemporaryDirectory() as work:
+            row = run_variant(intensity, cfg, splits, spec, bench, Path(work))
+        row["seconds"] = round(time.time() - start)
+        print(json.dumps(row), flush=True)
+        result["variants"].append(row)
+        (out / "heldout.json").write_text(json.dumps(result, indent=2))
+    print_tables(result)
+
+
+def markdown(header: list[str], rows: list[list]) -> str:
+    lines = [header, ["---"] * len(header), *rows]
+    return "\n".join("| " + " | ".join(str(c) for c in line) + " |" for line in lines)
+
+
+def interval(r: dict) -> str:
+    return f"{r['accuracy']:.3f} ({r['ci95'][0]:.2f}-{r['ci95'][1]:.2f})"
+
+
+def print_tables(result: dict) -> None:
+    rows = [
+        [r["condition"], r["dropped_from_training"], r["n"], interval(r)]
+        for r in result["conditions"]
+    ]
+    print(markdown(["held-out condition", "dropped from training", "n tested", "accuracy"], rows))
+    rows = [
+        [
+            r["variant"],
+            interval(r),
+            f"{r['outside 300-700']:.3f}",
+            f"{r['b >= 2000']['accuracy']:.3f} (n={r['b >= 2000']['n']})",
+            r["confidence_auroc"],
+        ]
+        for r in result["variants"]
+    ]
+    header = ["intensity", "benchmark accuracy", "outside 300-700", "b >= 2000", "conf. AUROC"]
+    print("\n" + markdown(header, rows))
+
+
+if __name__ == "__main__":
+    main()
