@@ -9,7 +9,7 @@ export DVC_NO_ANALYTICS := 1
 export WANDB_MODE ?= offline
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: help venv run test test-unit lint bench clean
+.PHONY: help venv run test test-unit lint bench heldout clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -41,6 +41,9 @@ bench: $(STAMP) ## benchmarks (ratios against a baseline run alongside); serve/s
 	$(BIN)/python bench/train_step.py
 	$(BIN)/python bench/serve.py
 	$(BIN)/python bench/sweep.py --samples 8 --epochs 6
+
+heldout: $(STAMP) ## leave-one-condition-out + representation ablation (~1 h on 2 cores; after make run)
+	$(BIN)/python bench/heldout.py --epochs 8
 
 clean: ## remove regenerable pipeline outputs (keeps .venv, the DVC cache and committed results)
 	rm -rf data models/train models/mrseq models/store reports/tune/ray .serve bench/out

@@ -130,7 +130,11 @@ def _add_predict(sub) -> None:
         "record per volume.",
     )
     p.add_argument("paths", nargs="+", help="DICOM files or folders")
-    p.add_argument("--model", default="models", help="exported model folder (model_spec.json)")
+    p.add_argument(
+        "--model",
+        default="models/mrseq",
+        help="exported model folder (model_spec.json); default: what make run exports",
+    )
     p.add_argument("--format", choices=["json", "csv", "table"], default="json")
     p.set_defaults(func=_run_predict)
 

@@ -66,3 +66,13 @@ def test_cli_predict_json_csv_table(study, capsys):
 def test_missing_model_folder_is_a_clear_error(tmp_path, capsys):
     assert main(["predict", str(tmp_path), "--model", str(tmp_path / "nope")]) == 2
     assert "model_spec.json" in capsys.readouterr().err
+
+
+def test_cli_predict_defaults_to_the_model_make_run_exports(study, capsys, monkeypatch, tmp_path):
+    import shutil
+
+    root, table, model = study
+    shutil.copytree(model, tmp_path / "models" / "mrseq")
+    monkeypatch.chdir(tmp_path)
+    assert main(["predict", str(root / "raw")]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == len(table)

@@ -43,3 +43,26 @@ def test_wandb_disabled_gives_no_logger(monkeypatch, mode, tmp_path):
 
     monkeypatch.setenv("WANDB_MODE", mode)
     assert _loggers({"wandb": True}, tmp_path, None) is False
+
+
+def test_same_config_same_weights(tmp_path):
+    """Augmentation on: MONAI transforms draw from their own generators, seeded by train.seed."""
+    processed, splits = tiny_processed(tmp_path / "processed")
+    cfg = tiny_train_cfg(epochs=2, augment_strength=1.0)
+    weights = []
+    for run in ("a", "b"):
+        result = train_model(cfg, processed, splits, tmp_path / run)
+        weights.append(torch.load(result["best_checkpoint"], weights_only=False)["state_dict"])
+    assert weights[0].keys() == weights[1].keys()
+    for name in weights[0]:
+        assert torch.equal(weights[0][name], weights[1][name]), name
+
+
+def test_augment_draws_differ_between_calls_but_not_between_seeded_runs():
+    x = torch.rand(1, 16, 16, 8)
+    first, second = build_augment(1.0), build_augment(1.0)
+    first.set_random_state(seed=3)
+    second.set_random_state(seed=3)
+    a, b = first(x), first(x)
+    assert not torch.equal(torch.as_tensor(a), torch.as_tensor(b))
+    assert torch.equal(torch.as_tensor(a), torch.as_tensor(second(x)))
