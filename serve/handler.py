@@ -47,23 +47,40 @@ class MrseqHandler:
             except BadInput as exc:
                 return exc
 
+        def prepare(idx):
+            try:
+                items = decoded[idx].items
+                return [self.predictor.tensor(i.array, i.affine) for i in items]
+            except Exception as exc:  # this request's volumes only; the batch goes on
+                log.warning("preprocessing failed: %s: %s", type(exc).__name__, exc)
+                return BadInput("a volume of this request could not be preprocessed", 422)
+
         # Decoding and preprocessing dominate on CPU: run a batch's requests in parallel
         # threads (numpy and torch release the GIL), then one forward pass for all volumes.
+        # Each request fails alone: a bad one answers its own 4xx, the others are served.
         answers, decoded = [None] * len(data), {}
+
+        def fail(idx, exc):
+            context.set_response_status(exc.status, str(exc), idx)
+            answers[idx] = {"error": str(exc), "status": exc.status}
+
         for idx, result in enumerate(self.pool.map(read, range(len(data)))):
             if isinstance(result, BadInput):
-                context.set_response_status(result.status, str(result), idx)
-                answers[idx] = {"error": str(result), "status": result.status}
+                fail(idx, result)
             else:
                 decoded[idx] = result
-        items = [(idx, item) for idx, d in decoded.items() for item in d.items]
-        if items:
-            tensors = self.pool.map(
-                lambda it: self.predictor.tensor(it[1].array, it[1].affine), items
-            )
-            probs = self.predictor.probabilities(torch.stack(list(tensors)))
+        tensors = {}
+        for idx, result in zip(list(decoded), self.pool.map(prepare, list(decoded)), strict=True):
+            if isinstance(result, BadInput):
+                del decoded[idx]
+                fail(idx, result)
+            else:
+                tensors[idx] = result
+        if tensors:
+            order = [(idx, n) for idx, ts in tensors.items() for n in range(len(ts))]
+            probs = self.predictor.probabilities(torch.stack([tensors[i][n] for i, n in order]))
             for idx, d in decoded.items():
-                mine = np.array([p for (i, _), p in zip(items, probs, strict=True) if i == idx])
+                mine = np.array([p for (i, _), p in zip(order, probs, strict=True) if i == idx])
                 answers[idx] = records(self.predictor, d, mine)
                 _count(context, answers[idx])
         return answers

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mrseq.dicom import load_volume, scan
+from mrseq.validate import why_bad_geometry, why_unusable
 
 MAX_MEMBERS = 10_000
 MAX_TOTAL_BYTES = 2 * 1024**3  # uncompressed
@@ -49,6 +50,13 @@ class Item:
 class Decoded:
     items: list[Item]
     problems: list[dict]  # per-series or per-file issues that did not stop the request
+
+
+def _checked(item: Item) -> Item:
+    why = why_unusable(item.array, item.affine)
+    if why:
+        raise BadInput(why, 422)
+    return item
 
 
 def kind_of(body: bytes) -> str:
@@ -80,9 +88,9 @@ def decode(body: bytes | None, spacing: str | None = None) -> Decoded:
         if kind not in ("tar", "nifti"):
             raise BadInput("gzip body holds neither a tar archive nor a NIfTI volume", 415)
     if kind == "nifti":
-        return Decoded([_nifti(body)], [])
+        return Decoded([_checked(_nifti(body))], [])
     if kind == "npy":
-        return Decoded([_npy(body, spacing)], [])
+        return Decoded([_checked(_npy(body, spacing))], [])
     if kind in ("zip", "tar", "dicom"):
         return _dicom(body, kind)
     raise BadInput(
@@ -106,7 +114,12 @@ def _nifti(body: bytes) -> Item:
 
     try:
         image = nib.Nifti1Image.from_bytes(body)
+        why = why_bad_geometry(image.shape[:3], image.affine) if len(image.shape) >= 3 else None
+        if why:
+            raise BadInput(why, 422)
         array = np.asarray(image.dataobj, dtype=np.float32)
+    except BadInput:
+        raise
     except Exception as exc:
         raise BadInput(f"unreadable NIfTI volume: {exc}") from None
     if array.ndim == 4 and array.shape[3] == 1:
@@ -197,6 +210,10 @@ def _volumes(folder: str) -> Decoded:
                     "warning": f"cannot read pixels: {exc}",
                 }
             )
+            continue
+        why = why_unusable(volume.array, volume.affine)
+        if why:
+            problems.append({"series_uid": group.instances[0].series_uid, "warning": why})
             continue
         items.append(Item(volume.array, volume.affine, volume, list(volume.warnings)))
     if not items:

@@ -177,3 +177,54 @@ def test_a_bad_request_in_a_batch_does_not_spoil_the_others(handler, study):
     out = h.handle([{"body": b"nonsense"}, {"data": zip_folder(root, lambda n: f"{n}")}], ctx)
     assert ctx.status[0][0] == 415 and 1 not in ctx.status
     assert out[1][0]["label"]
+
+
+def npy_body(array) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, np.asarray(array, dtype=np.float32))
+    return buf.getvalue()
+
+
+GOOD = np.random.default_rng(0).random((24, 24, 8))
+
+
+@pytest.mark.parametrize(
+    "array, spacing, words",
+    [
+        (GOOD, "nan,2,4", "spacing"),
+        (GOOD, "1000,1000,1000", "spacing"),
+        (GOOD, "0.01,0.01,4", "spacing"),
+        (np.where(np.arange(GOOD.size).reshape(GOOD.shape) == 5, np.nan, GOOD), "2,2,4", "NaN"),
+        (np.ones((1, 1, 1)), "2,2,4", "too small"),
+        (np.zeros((24, 24, 8)), "2,2,4", "blank"),
+        (np.zeros((80, 80, 8)), "9,9,4", "spans"),
+    ],
+)
+def test_hostile_volumes_get_422_naming_the_problem(handler, array, spacing, words):
+    records, ctx = call(handler, npy_body(array), {"X-Spacing": spacing})
+    assert ctx.status[0][0] == 422 and words in records["error"], records
+
+
+def test_a_header_claiming_a_huge_volume_is_refused_before_decoding(handler):
+    image = nib.Nifti1Image(np.zeros((8, 8, 8), dtype=np.uint8), np.diag([0.5, 0.5, 0.5, 1]))
+    image.header.set_data_shape((700, 700, 700))  # the body stays tiny: no pixels to read
+    body = image.header.binaryblock + b"\x00" * 4 + b"\x00" * 512
+    records, ctx = call(handler, body)
+    assert ctx.status[0][0] == 422 and "voxels" in records["error"], records
+
+
+def test_one_bad_spacing_in_a_batch_leaves_the_rest_served(handler):
+    h, model_dir = handler
+    headers = [{"X-Spacing": "2,2,4"}] * 3 + [{"X-Spacing": "nan,nan,nan"}]
+    ctx = Context(model_dir, headers)
+    out = h.handle([{"body": npy_body(GOOD)}] * 4, ctx)
+    assert list(ctx.status) == [3] and ctx.status[3][0] == 422
+    assert all(out[i][0]["label"] for i in range(3))
+    for i in range(3):
+        assert all(np.isfinite(list(out[i][0]["probabilities"].values())))
+
+
+def test_a_series_with_absurd_pixel_spacing_is_a_problem_record(handler, tmp_path):
+    make_series(tmp_path / "wide", spacing=(1000.0, 1000.0, 3.0))
+    records, ctx = call(handler, zip_folder(tmp_path / "wide"))
+    assert ctx.status[0][0] == 422 and "spacing" in records["error"], records
