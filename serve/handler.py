@@ -27,6 +27,10 @@ class MrseqHandler:
         import torch
 
         from mrseq.predict import Predictor
+        from mrseq.serving import sweep_stale_requests
+
+        for path in sweep_stale_requests():  # a worker killed mid-request left these behind
+            log.warning("removed a stale request folder %s", os.path.basename(path))
 
         torch.set_num_threads(int(os.environ.get("MRSEQ_TORCH_THREADS", "1")))
         self.predictor = Predictor.from_dir(model_dir)

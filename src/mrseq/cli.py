@@ -199,12 +199,15 @@ def _add_classify(sub) -> None:
         "classify",
         help="send each series under PATH to a running server and report",
         description="Walks PATH, zips each series in memory, posts it to URL/predictions/mrseq "
-        "and prints one record per volume; disagreements with the headers are flagged. "
-        "Exit code 3 when the server cannot be reached.",
+        "and prints one record per volume; disagreements with the headers are flagged, files "
+        "and series that could not be classified are listed. Exit codes: 0 every series "
+        "classified, 1 nothing to classify, 3 server unreachable or not answering within "
+        "--timeout, 4 some series or files failed (listed on stderr).",
     )
     p.add_argument("path")
     p.add_argument("--url", default="http://127.0.0.1:8080")
     p.add_argument("--format", choices=["json", "csv", "table"], default="table")
+    p.add_argument("--timeout", type=float, default=120, help="seconds per series (default 120)")
     p.set_defaults(func=_run_classify)
 
 
@@ -215,11 +218,20 @@ def _run_classify(args) -> int:
     from mrseq.server import classify
 
     try:
-        records = classify(args.path, args.url)
-    except (urllib.error.URLError, ConnectionError) as exc:
-        print(f"mrseq classify: cannot reach {args.url}: {exc}", file=sys.stderr)
+        records = classify(args.path, args.url, args.timeout)
+    except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+        reason = getattr(exc, "reason", exc)
+        print(f"mrseq classify: cannot reach {args.url}: {reason}", file=sys.stderr)
         return 3
     print(format_records(records, args.format))
+    failed = [r for r in records if r.get("label") is None]
+    for r in failed:
+        where = r.get("series_description") or r.get("path") or r.get("series_uid") or "?"
+        why = "; ".join(r["warnings"])
+        print(f"mrseq classify: not classified: {where}: {why}", file=sys.stderr)
+    if failed:
+        print(f"mrseq classify: {len(failed)} of {len(records)} not classified", file=sys.stderr)
+        return 4
     return 0 if records else 1
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import shutil
 import signal
@@ -23,6 +24,8 @@ from pathlib import Path
 import yaml
 
 MODEL_NAME = "mrseq"
+NOT_DICOM = "not a DICOM file"  # mrseq.dicom.read_instance's reason (a test pins the two)
+log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = ROOT / "serve" / "config.properties"
 DEFAULT_HANDLER = ROOT / "serve" / "handler.py"
@@ -211,16 +214,19 @@ def wait_ready(management_url: str, timeout: float = 120) -> dict:
 # ------------------------------------------------------------------ the client
 
 
-def series_zips(path: str | os.PathLike) -> list[tuple[str, bytes]]:
-    """(series description, in-memory zip of its files) for each series under path."""
+def series_zips(path: str | os.PathLike) -> tuple[list[tuple[str, bytes]], dict[str, str]]:
+    """(series description, in-memory zip of its files) for each series under path, and the
+    files that could not be used with the reason (nothing is dropped silently)."""
     from mrseq.dicom import list_files, read_instance
 
     files, _ = list_files([path])
     by_series: dict[str, list[str]] = {}
     names: dict[str, str] = {}
+    skipped: dict[str, str] = {}
     for f in files:
         inst = read_instance(f)
         if isinstance(inst, str):
+            skipped[os.path.relpath(f, path) if os.path.isdir(path) else f] = inst
             continue
         by_series.setdefault(inst.series_uid, []).append(f)
         names[inst.series_uid] = str(inst.ds.get("SeriesDescription", ""))
@@ -231,7 +237,7 @@ def series_zips(path: str | os.PathLike) -> list[tuple[str, bytes]]:
             for n, f in enumerate(members):
                 z.write(f, f"{n:05d}.dcm")
         out.append((names[uid] or uid, buf.getvalue()))
-    return out
+    return out, skipped
 
 
 def post(
@@ -254,21 +260,28 @@ def post(
             return exc.code, {"error": text}
 
 
-def classify(path: str | os.PathLike, url: str) -> list[dict]:
-    """Send each series under path to the server; one record per volume back."""
+def classify(path: str | os.PathLike, url: str, timeout: float = 120) -> list[dict]:
+    """Send each series under path to the server; one record per volume back, and one
+    record (label None, with the reason) per series the server refused or file not sent.
+
+    Raises urllib.error.URLError, ConnectionError or TimeoutError when the server cannot be
+    reached or does not answer within `timeout` seconds."""
     if not os.path.exists(path):
         raise FileNotFoundError(f"no such file or folder: {path}")
+    series, skipped = series_zips(path)
     records = []
-    for name, body in series_zips(path):
-        status, answer = post(url, body)
+    for name, body in series:
+        status, answer = post(url, body, timeout=timeout)
         if status != 200:
+            why = answer.get("error", answer) if isinstance(answer, dict) else answer
             records.append(
-                {
-                    "label": None,
-                    "series_description": name,
-                    "warnings": [f"HTTP {status}: {answer}"],
-                }
+                {"label": None, "series_description": name, "warnings": [f"HTTP {status}: {why}"]}
             )
             continue
         records += answer if isinstance(answer, list) else [answer]
+    for f, why in skipped.items():
+        if why == NOT_DICOM:  # a README or labels.csv beside the series: said, not a failure
+            log.warning("skipped %s: %s", f, why)
+        else:  # a DICOM file that cannot be read is a failure the user must see
+            records.append({"label": None, "path": f, "warnings": [why]})
     return records

@@ -10,6 +10,7 @@ an HTTP status and a message naming the problem.
 
 from __future__ import annotations
 
+import glob
 import gzip
 import io
 import os
@@ -147,8 +148,25 @@ def _npy(body: bytes, spacing: str | None) -> Item:
     return Item(array, np.diag([*values, 1.0]))
 
 
+REQUEST_PREFIX = "mrseq-req-"
+
+
+def sweep_stale_requests(root: str | None = None) -> list[str]:
+    """Remove request folders left by worker processes that died mid-request (kill -9, OOM):
+    each folder is named after the pid of the process that made it."""
+    import psutil
+
+    removed = []
+    for path in glob.glob(os.path.join(root or tempfile.gettempdir(), REQUEST_PREFIX + "*")):
+        pid = os.path.basename(path)[len(REQUEST_PREFIX) :].split("-")[0]
+        if pid.isdigit() and not psutil.pid_exists(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
 def _dicom(body: bytes, kind: str) -> Decoded:
-    folder = tempfile.mkdtemp(prefix="mrseq-req-")
+    folder = tempfile.mkdtemp(prefix=f"{REQUEST_PREFIX}{os.getpid()}-")
     try:
         if kind == "dicom":
             with open(os.path.join(folder, "00000"), "wb") as f:

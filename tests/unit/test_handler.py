@@ -228,3 +228,22 @@ def test_a_series_with_absurd_pixel_spacing_is_a_problem_record(handler, tmp_pat
     make_series(tmp_path / "wide", spacing=(1000.0, 1000.0, 3.0))
     records, ctx = call(handler, zip_folder(tmp_path / "wide"))
     assert ctx.status[0][0] == 422 and "spacing" in records["error"], records
+
+
+def test_request_folders_of_dead_workers_are_swept(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from mrseq.serving import REQUEST_PREFIX, sweep_stale_requests
+
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    stale = tmp_path / f"{REQUEST_PREFIX}{dead.stdout.strip()}-abc"
+    mine = tmp_path / f"{REQUEST_PREFIX}{os.getpid()}-def"
+    for folder in (stale, mine):
+        (folder / "sub").mkdir(parents=True)
+        (folder / "sub" / "00000").write_bytes(b"x" * 100)
+    assert sweep_stale_requests(str(tmp_path)) == [str(stale)]
+    assert not stale.exists() and mine.exists()
