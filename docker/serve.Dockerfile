@@ -25,7 +25,7 @@ ENV PATH=/opt/venv/bin:$PATH \
 USER 10001
 EXPOSE 8080 8082
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s \
-    CMD ["python3", "-c", "import urllib.request as u; u.urlopen('http://127.0.0.1:8080/ping', timeout=4)"]
+    CMD ["mrseq", "ready"]
 ENTRYPOINT ["mrseq"]
 CMD ["serve", "--foreground", "--model-store", "/models", "--state", "/tmp/serve", \
      "--config", "/etc/mrseq/config.properties", "--host", "0.0.0.0"]

@@ -194,6 +194,28 @@ def _run_serve(args) -> int:
         return proc.wait()
 
 
+def _add_ready(sub) -> None:
+    p = sub.add_parser(
+        "ready",
+        help="exit 0 when a TorchServe worker can serve the model (readiness probe)",
+        description="Asks the management API (bound to localhost) for the model's workers; "
+        "exit 0 when one is READY, 1 otherwise (with the reason). /ping says Healthy even "
+        "when no worker can serve, so probes that decide on traffic use this.",
+    )
+    p.add_argument("--management", default="http://127.0.0.1:8081")
+    p.add_argument("--timeout", type=float, default=3)
+    p.set_defaults(func=_run_ready)
+
+
+def _run_ready(args) -> int:
+    from mrseq.server import worker_status
+
+    ready, why, _ = worker_status(args.management, args.timeout)
+    if not ready:
+        print(f"mrseq ready: not ready ({why})", file=sys.stderr)
+    return 0 if ready else 1
+
+
 def _add_classify(sub) -> None:
     p = sub.add_parser(
         "classify",
@@ -250,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_montage,
         _add_predict,
         _add_serve,
+        _add_ready,
         _add_classify,
     ):
         add(sub)

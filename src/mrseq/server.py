@@ -195,18 +195,25 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def worker_status(management_url: str, timeout: float = 5) -> tuple[bool, str, dict]:
+    """(a worker of the model is READY, why not, the model description): what readiness
+    means; `/ping` answers Healthy even when no worker can serve."""
+    try:
+        with urllib.request.urlopen(f"{management_url}/models/{MODEL_NAME}", timeout=timeout) as r:
+            description = json.loads(r.read())[0]
+    except (urllib.error.URLError, OSError, ValueError, IndexError) as exc:
+        return False, f"management API: {getattr(exc, 'reason', exc)}", {}
+    states = [w.get("status") for w in description.get("workers", [])]
+    return "READY" in states, f"workers: {states}", description
+
+
 def wait_ready(management_url: str, timeout: float = 120) -> dict:
     """Until the model has a READY worker (not just /ping); returns the model description."""
     deadline, last = time.time() + timeout, "no answer"
     while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(f"{management_url}/models/{MODEL_NAME}", timeout=5) as r:
-                description = json.loads(r.read())[0]
-            if any(w.get("status") == "READY" for w in description.get("workers", [])):
-                return description
-            last = f"workers: {[w.get('status') for w in description.get('workers', [])]}"
-        except (urllib.error.URLError, OSError, ValueError, IndexError) as exc:
-            last = str(exc)
+        ready, last, description = worker_status(management_url)
+        if ready:
+            return description
         time.sleep(0.5)
     raise TimeoutError(f"model {MODEL_NAME} not READY after {timeout:.0f} s ({last})")
 

@@ -90,6 +90,7 @@ def test_serve_image_classifies_a_study(image, tmp_path):
     try:
         url = f"http://127.0.0.1:{port}"
         wait_healthy(url)
+        sh(*PODMAN, "exec", name, "mrseq", "ready")  # the probes' command, inside the image
         records = server.classify(tmp_path / "study", url)
         assert len([r for r in records if r.get("label")]) == len(labels)
         user = sh(*PODMAN, "exec", name, "id", "-u").strip()

@@ -102,6 +102,14 @@ def test_fifty_concurrent_requests_all_answered(running, study):
     assert answers == [200] * 50
 
 
+def test_ready_once_the_worker_serves(running):
+    from mrseq.cli import main
+
+    _, url, _, _ = running
+    port = int(url.rsplit(":", 1)[1])
+    assert main(["ready", "--management", f"http://127.0.0.1:{port + 1}"]) == 0
+
+
 def test_unreachable_server_exit_code(study, capsys):
     from mrseq.cli import main
 

@@ -133,3 +133,11 @@ def test_gpu_overlay_asks_for_a_gpu_on_gpu_nodes():
     spec = deployment["spec"]["template"]["spec"]
     assert spec["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
     assert spec["tolerations"] and spec["nodeSelector"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_traffic_waits_for_a_ready_worker_and_liveness_for_the_frontend(overlay):
+    for c in containers(by_kind(render(overlay), "Deployment")[0]):
+        for probe in ("startupProbe", "readinessProbe"):
+            assert c[probe]["exec"]["command"] == ["mrseq", "ready"], probe
+        assert c["livenessProbe"]["httpGet"]["path"] == "/ping"
