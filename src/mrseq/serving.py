@@ -212,32 +212,46 @@ def _members(body: bytes, kind: str):
 
 
 def _volumes(folder: str) -> Decoded:
+    """Volumes of the files in a request folder; problems in the user's terms (the member's
+    number in the archive, never a server path or a raw exception text), in the same shape
+    as a prediction record's `warnings`."""
+
+    def problem(where: dict, why: str) -> None:
+        problems.append({**where, "warnings": [_scrub(why, folder)]})
+
     result = scan([folder])
-    problems = [{"file": os.path.basename(p), "warning": why} for p, why in result.skipped.items()]
+    problems: list[dict] = []
+    for path, why in result.skipped.items():
+        problem({"file": f"archive member {os.path.basename(path)}"}, why)
     items = []
     for group in result.groups:
+        where = {"series_uid": group.instances[0].series_uid}
         if group.error:
-            problems.append({"series_uid": group.instances[0].series_uid, "warning": group.error})
+            problem(where, group.error)
             continue
         try:
             volume = load_volume(group)
-        except Exception as exc:  # e.g. no pixel data
-            problems.append(
-                {
-                    "series_uid": group.instances[0].series_uid,
-                    "warning": f"cannot read pixels: {exc}",
-                }
-            )
+        except ValueError as exc:  # ours: says what is wrong with the series
+            problem(where, f"cannot read pixels: {exc}")
+            continue
+        except Exception:  # a decoder's internals: not for the client
+            problem(where, "cannot read the pixel data of this series")
             continue
         why = why_unusable(volume.array, volume.affine)
         if why:
-            problems.append({"series_uid": group.instances[0].series_uid, "warning": why})
+            problem(where, why)
             continue
-        items.append(Item(volume.array, volume.affine, volume, list(volume.warnings)))
+        warnings = [_scrub(w, folder) for w in volume.warnings]
+        items.append(Item(volume.array, volume.affine, volume, warnings))
     if not items:
-        reasons = "; ".join(sorted({p["warning"] for p in problems})) or "no files"
+        reasons = "; ".join(sorted({p["warnings"][0] for p in problems})) or "no files"
         raise BadInput(f"no usable MR volume in the request: {reasons}", 422)
     return Decoded(items, problems)
+
+
+def _scrub(text: str, folder: str) -> str:
+    """Server paths out: folder/00012 -> 'archive member 00012'."""
+    return text.replace(folder + os.sep, "archive member ").replace(folder, "the request")
 
 
 def records(predictor, decoded: Decoded, probs: np.ndarray) -> list[dict]:
@@ -246,7 +260,8 @@ def records(predictor, decoded: Decoded, probs: np.ndarray) -> list[dict]:
     for item, p in zip(decoded.items, probs, strict=True):
         if item.volume is not None:
             record = predictor.record(item.volume, p)
-            record.pop("path", None)
+            record.pop("path", None)  # a server path
+            record["warnings"] = list(item.warnings)  # scrubbed of server paths
         else:
             label = predictor.classes[int(np.argmax(p))]
             record = {

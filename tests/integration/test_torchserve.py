@@ -121,3 +121,15 @@ def test_stop_leaves_no_process(tmp_path_factory, running):
     server.stop(state)
     left = subprocess.run(["pgrep", "-f", str(root / "store")], capture_output=True, text=True)
     assert left.stdout.strip() == ""
+
+
+def test_the_frontend_heap_is_bounded(running):
+    import psutil
+
+    root, _, _, _ = running
+    java = [
+        p.info["cmdline"]
+        for p in psutil.process_iter(["name", "cmdline"])
+        if p.info["name"] == "java" and any(str(root) in a for a in p.info["cmdline"] or [])
+    ]
+    assert java and all("-Xmx1536m" in cmd for cmd in java), java

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import json
 import tarfile
 import zipfile
 from pathlib import Path
@@ -247,3 +248,14 @@ def test_request_folders_of_dead_workers_are_swept(tmp_path):
         (folder / "sub" / "00000").write_bytes(b"x" * 100)
     assert sweep_stale_requests(str(tmp_path)) == [str(stale)]
     assert not stale.exists() and mine.exists()
+
+
+def test_errors_name_archive_members_never_server_paths(handler, tmp_path):
+    paths, _, _ = make_series(tmp_path / "s")
+    (tmp_path / "s" / "junk.dcm").write_bytes(Path(paths[0]).read_bytes()[:300])
+    records, ctx = call(handler, zip_folder(tmp_path / "s"))
+    assert not ctx.status and records[0]["label"]
+    text = json.dumps(records)
+    assert "/tmp" not in text and "mrseq-req-" not in text
+    problem = next(r for r in records if r["label"] is None)
+    assert problem["file"].startswith("archive member ") and problem["warnings"]
