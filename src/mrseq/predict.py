@@ -20,6 +20,7 @@ from mrseq.dicom import Volume, load_volume, plane_of, scan
 from mrseq.export import MODEL_FILE, SPEC_FILE
 from mrseq.preprocess import PreprocessSpec, preprocess_volume
 from mrseq.sequences import UNKNOWN, header_hint
+from mrseq.validate import why_unusable
 
 RECORD_FIELDS = [
     "path",
@@ -110,9 +111,15 @@ class Predictor:
                 records.append(_problem(group.instances[0].path, group.error, group.volume_id))
                 continue
             try:
-                volumes.append(load_volume(group))
+                volume = load_volume(group)
             except Exception as exc:  # one bad series never stops the rest
                 records.append(_problem(group.instances[0].path, str(exc), group.volume_id))
+                continue
+            why = why_unusable(volume.array, volume.affine)  # the limits serving applies
+            if why:
+                records.append(_problem(group.instances[0].path, why, group.volume_id))
+            else:
+                volumes.append(volume)
         return self.predict_volumes(volumes) + records
 
 

@@ -76,3 +76,13 @@ def test_cli_predict_defaults_to_the_model_make_run_exports(study, capsys, monke
     monkeypatch.chdir(tmp_path)
     assert main(["predict", str(root / "raw")]) == 0
     assert len(capsys.readouterr().out.strip().splitlines()) == len(table)
+
+
+def test_predict_refuses_what_serving_refuses(study, tmp_path):
+    from conftest import make_series
+
+    _, _, model = study
+    make_series(tmp_path / "wide", spacing=(1000.0, 1000.0, 3.0))
+    records = Predictor.from_dir(model).predict_paths([tmp_path])
+    assert len(records) == 1 and records[0]["label"] is None
+    assert "spacing" in records[0]["warnings"][0]
