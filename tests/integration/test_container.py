@@ -54,6 +54,17 @@ def wait_healthy(url: str, timeout: float = 180) -> None:
     raise TimeoutError("container never became healthy")
 
 
+def wait_ready_inside(name: str, timeout: float = 180) -> None:
+    """The probes' command, run inside the container, until a worker is READY."""
+    deadline, last = time.time() + timeout, None
+    while time.time() < deadline:
+        last = subprocess.run([*PODMAN, "exec", name, "mrseq", "ready"], capture_output=True)
+        if last.returncode == 0:
+            return
+        time.sleep(1)
+    raise TimeoutError(f"never ready: {last.stderr.decode()[-500:] if last else ''}")
+
+
 def test_serve_image_classifies_a_study(image, tmp_path):
     store = tmp_path / "store"
     server.build_mar(
@@ -90,7 +101,7 @@ def test_serve_image_classifies_a_study(image, tmp_path):
     try:
         url = f"http://127.0.0.1:{port}"
         wait_healthy(url)
-        sh(*PODMAN, "exec", name, "mrseq", "ready")  # the probes' command, inside the image
+        wait_ready_inside(name)
         records = server.classify(tmp_path / "study", url)
         assert len([r for r in records if r.get("label")]) == len(labels)
         user = sh(*PODMAN, "exec", name, "id", "-u").strip()
