@@ -116,13 +116,6 @@ def test_unreachable_server_exit_code(study, capsys):
     assert main(["classify", str(study[0]), "--url", "http://127.0.0.1:9"]) == 3
 
 
-def test_stop_leaves_no_process(tmp_path_factory, running):
-    root, _, _, state = running
-    server.stop(state)
-    left = subprocess.run(["pgrep", "-f", str(root / "store")], capture_output=True, text=True)
-    assert left.stdout.strip() == ""
-
-
 def test_the_frontend_heap_is_bounded(running):
     import psutil
 
@@ -133,3 +126,10 @@ def test_the_frontend_heap_is_bounded(running):
         if p.info["name"] == "java" and any(str(root) in a for a in p.info["cmdline"] or [])
     ]
     assert java and all("-Xmx1536m" in cmd for cmd in java), java
+
+
+def test_stop_leaves_no_process(tmp_path_factory, running):
+    root, _, _, state = running
+    server.stop(state)
+    left = subprocess.run(["pgrep", "-f", str(root / "store")], capture_output=True, text=True)
+    assert left.stdout.strip() == ""
