@@ -34,10 +34,31 @@ wheelhouse() {
   "$PY" -m pip download --quiet --no-deps --dest wheelhouse -r wheelhouse/constraints.txt
 }
 
+# Each build leaves its multi-GB build stage and the image it re-tags dangling; on a shared
+# disk a few CI runs filled it ("no space left on device" in COPY), so builds check the space
+# first and prune dangling images after.
+MIN_FREE_GB=${MIN_FREE_GB:-8}
+
+check_space() {
+  local store free
+  store=$("${PODMAN[@]}" info --format '{{.Store.GraphRoot}}')
+  for dir in "$store" "${TMPDIR:-/var/tmp}"; do
+    mkdir -p "$dir"
+    free=$(df -Pk "$dir" | awk 'NR==2 {print int($4 / 1048576)}')
+    if (( free < MIN_FREE_GB )); then
+      echo "only ${free} GB free under $dir; an image build needs ${MIN_FREE_GB} GB" >&2
+      exit 1
+    fi
+  done
+}
+
 image() {
   local name=$1
+  "${PODMAN[@]}" image prune -f >/dev/null
+  check_space
   "${PODMAN[@]}" build "${LIMITS[@]}" --build-arg BASE="$BASE" -f "docker/$name.Dockerfile" \
     -t "localhost/mrseq-$name:0.1.0" .
+  "${PODMAN[@]}" image prune -f >/dev/null
 }
 
 case "${1:-}" in
