@@ -14,6 +14,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--processed", required=True)
     parser.add_argument("--splits", required=True)
+    parser.add_argument("--synthetic", help="training-only volumes (the synthesize stage)")
     parser.add_argument("--best", help="the sweep's best.json: its config overrides params")
     parser.add_argument("--out", required=True, help="checkpoint folder")
     parser.add_argument("--metrics", required=True)
@@ -26,7 +27,9 @@ def main() -> None:
         print(f"using the sweep's best config: {best['config']}")
     with open(args.splits) as f:
         splits = json.load(f)
-    result = train_model(cfg, args.processed, splits, args.out, group="train")
+    result = train_model(
+        cfg, args.processed, splits, args.out, group="train", synthetic=args.synthetic
+    )
     write_json(
         args.metrics,
         {"val_loss": result["best_val_loss"], **result["best"], "epochs_run": result["epochs_run"]},

@@ -23,9 +23,10 @@ from mrseq.tuning import (
 )
 
 
-def fingerprint(params: dict, processed: str, splits: str) -> str:
+def fingerprint(params: dict, processed: str, splits: str, synthetic: str | None) -> str:
     text = json.dumps(params, sort_keys=True) + Path(splits).read_text()
-    text += (Path(processed) / "index.csv").read_text()
+    for folder in filter(None, (processed, synthetic)):
+        text += (Path(folder) / "index.csv").read_text()
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -41,6 +42,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--processed", required=True)
     parser.add_argument("--splits", required=True)
+    parser.add_argument("--synthetic", help="training-only volumes (the synthesize stage)")
     parser.add_argument("--storage", required=True, help="Ray results (kept between runs)")
     parser.add_argument("--out", required=True, help="folder for trials.csv, best.json, sweep.png")
     parser.add_argument("--metrics", required=True)
@@ -49,10 +51,12 @@ def main() -> None:
     params = stage_params("tune").plain()
     t = params["tune"]
     params["train"].update(epochs=int(t["epochs"]), patience=int(t["epochs"]))  # ASHA stops
-    prepare_storage(Path(args.storage), fingerprint(params, args.processed, args.splits))
+    prepare_storage(
+        Path(args.storage), fingerprint(params, args.processed, args.splits, args.synthetic)
+    )
     splits = json.loads(Path(args.splits).read_text())
     try:
-        table = run_sweep(params, args.processed, splits, args.storage)
+        table = run_sweep(params, args.processed, splits, args.storage, synthetic=args.synthetic)
     except SweepInterrupted as exc:
         sys.exit(f"tune: {exc}")
     out = Path(args.out)

@@ -31,6 +31,16 @@ class Geometry:
     def position(self, k: int) -> np.ndarray:
         return self.origin + k * self.spacing[2] * self.normal
 
+    def ras_affine(self) -> np.ndarray:
+        """The voxel -> RAS affine that reading the written series back gives (dicom.affine_of),
+        for a (columns, rows, slices) stack: lets the simulator skip the DICOM round trip."""
+        lps = np.eye(4)
+        lps[:3, 0] = self.row_dir * self.spacing[0]
+        lps[:3, 1] = self.col_dir * self.spacing[1]
+        lps[:3, 2] = self.normal * self.spacing[2]
+        lps[:3, 3] = self.origin
+        return np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps
+
 
 @dataclass
 class SeriesToWrite:

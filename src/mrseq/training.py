@@ -17,7 +17,7 @@ import pandas as pd
 import pytorch_lightning as pl
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from mrseq.nets import build_net_from_params
 from mrseq.sequences import CLASSES
@@ -97,12 +97,22 @@ class VolumeDataset(Dataset):
 
 
 class VolumeDataModule(pl.LightningDataModule):
-    def __init__(self, processed: str | os.PathLike, splits: dict, train_cfg: dict):
+    """The split's train and val volumes; `synthetic` (a synthesize stage folder, same layout)
+    adds training volumes only, so validation, temperature and test stay on the DICOM path."""
+
+    def __init__(
+        self,
+        processed: str | os.PathLike,
+        splits: dict,
+        train_cfg: dict,
+        synthetic: str | os.PathLike | None = None,
+    ):
         super().__init__()
         self.processed = Path(processed)
         self.index = pd.read_csv(self.processed / "index.csv")
         self.splits = splits
         self.cfg = train_cfg
+        self.synthetic = Path(synthetic) if synthetic else None
 
     def table(self, split: str) -> pd.DataFrame:
         return self.index[self.index.volume_id.isin(set(self.splits[split]))]
@@ -112,6 +122,11 @@ class VolumeDataModule(pl.LightningDataModule):
         if augment is not None:  # MONAI's transforms draw from their own generators
             augment.set_random_state(seed=int(self.cfg["seed"]))
         self.train_set = VolumeDataset(self.processed, self.table("train"), augment)
+        if self.synthetic is not None:
+            extra = pd.read_csv(self.synthetic / "index.csv")
+            self.train_set = ConcatDataset(
+                [self.train_set, VolumeDataset(self.synthetic, extra, augment)]
+            )
         self.val_set = VolumeDataset(self.processed, self.table("val"))
 
     def _loader(self, data, shuffle: bool) -> DataLoader:
@@ -234,10 +249,12 @@ def train_model(
     out_dir: str | os.PathLike,
     callbacks: list | None = None,
     group: str | None = None,
+    synthetic: str | os.PathLike | None = None,
 ) -> dict:
     """Fit a model; returns the best validation metrics and the checkpoint path.
 
-    cfg has `model` (depth, widths, conv1_stride) and `train` (epochs, batch_size, lr, ...).
+    cfg has `model` (depth, widths, conv1_stride) and `train` (epochs, batch_size, lr, ...);
+    `synthetic` is an extra folder of training-only volumes (the synthesize stage).
     """
     from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 
@@ -248,7 +265,7 @@ def train_model(
     (out / "config.json").write_text(json.dumps(cfg, indent=2))
     pl.seed_everything(int(t["seed"]), workers=True)
     gpu = torch.cuda.is_available() and t["accelerator"] in ("auto", "gpu")
-    data = VolumeDataModule(processed, splits, t)
+    data = VolumeDataModule(processed, splits, t, synthetic)
     model = SequenceClassifier(
         build_net_from_params(cfg["model"]),
         float(t["lr"]),

@@ -111,7 +111,9 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> None:
 # ------------------------------------------------------------------ trials
 
 
-def make_trainable(base: dict, processed: str, splits: dict, work_dir: str):
+def make_trainable(
+    base: dict, processed: str, splits: dict, work_dir: str, synthetic: str | None = None
+):
     """The per-trial function: base params + the trial's sample -> train_model()."""
 
     def trial(config: dict) -> None:
@@ -133,12 +135,19 @@ def make_trainable(base: dict, processed: str, splits: dict, work_dir: str):
         cfg = apply_overrides(base, config)
         cfg["train"]["progress_bar"] = False
         out = Path(work_dir) / tune.get_context().get_trial_id()
-        train_model(cfg, processed, splits, out, callbacks=[Report()], group=SWEEP_NAME)
+        train_model(cfg, processed, splits, out, [Report()], group=SWEEP_NAME, synthetic=synthetic)
 
     return trial
 
 
-def build_tuner(params: dict, processed: str, splits: dict, storage: str, resources: dict):
+def build_tuner(
+    params: dict,
+    processed: str,
+    splits: dict,
+    storage: str,
+    resources: dict,
+    synthetic: str | None = None,
+):
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
@@ -146,7 +155,7 @@ def build_tuner(params: dict, processed: str, splits: dict, storage: str, resour
     space = parse_space(t["space"], params)
     base = {"model": params["model"], "train": params["train"]}
     trainable = tune.with_resources(
-        make_trainable(base, processed, splits, storage + "/runs"), resources
+        make_trainable(base, processed, splits, storage + "/runs", synthetic), resources
     )
     metric, mode = t["metric"], t["mode"]
     if t["scheduler"] == "asha":
@@ -193,6 +202,7 @@ def run_sweep(
     splits: dict,
     storage: str | os.PathLike,
     num_cpus: int | None = None,
+    synthetic: str | os.PathLike | None = None,
 ) -> pd.DataFrame:
     """Run (or resume) the sweep; returns one row per trial."""
     import ray
@@ -202,8 +212,9 @@ def run_sweep(
     connect(params["tune"].get("address") or None, num_cpus)
     resources = trial_resources(ray.cluster_resources(), params["tune"])
     log.warning("tune: each trial gets %s", resources)
+    extra = str(Path(synthetic).resolve()) if synthetic else None
     trainable, space, tune_config, run_config = build_tuner(
-        params, str(Path(processed).resolve()), splits, storage, resources
+        params, str(Path(processed).resolve()), splits, storage, resources, extra
     )
     path = os.path.join(storage, SWEEP_NAME)
     if tune.Tuner.can_restore(path):

@@ -24,6 +24,7 @@ MINI = {
     "train": {"epochs": 2, "batch_size": 8, "wandb": False, "progress_bar": False},
     "evaluate": {"bootstrap": 20},
     "benchmark": {"patients": 3, "workers": 2},
+    "synthesize": {"patients": 3, "workers": 2},
     "tune": {
         "num_samples": 2,
         "epochs": 1,

@@ -51,6 +51,9 @@ class _Writer:
 
     def __init__(self, out: Path, rng, study: StudyPlan, patient_id: str, seed: int, volume: float):
         self.out, self.rng, self.study, self.patient_id = out, rng, study, patient_id
+        # Headers draw from their own generator, so the images (drawn from `rng`) are the same
+        # whether a series is written as DICOM or synthesised straight to the model grid.
+        self.header_rng = np.random.default_rng([seed, int(patient_id.rsplit("-", 1)[1]), 1])
         self.entropy = [str(seed), patient_id]
         self.study_tags = {
             "PatientID": patient_id,
@@ -79,9 +82,16 @@ class _Writer:
         vendor = self.study.vendor
         uid = self.uid("series", self.number)
         text = headers.b_text([b for b in b_values if b is not None])
-        desc = headers.description(self.rng, vendor, kind, plan.grid.plane, plan.fs, text)
+        desc = headers.description(self.header_rng, vendor, kind, plan.grid.plane, plan.fs, text)
         tags = headers.series_tags(
-            self.rng, self.study_tags, vendor, self.study.field, kind, plan.fs, plan.tr, plan.te
+            self.header_rng,
+            self.study_tags,
+            vendor,
+            self.study.field,
+            kind,
+            plan.fs,
+            plan.tr,
+            plan.te,
         )
         tags.update(SeriesInstanceUID=uid, SeriesNumber=self.number, SeriesDescription=desc)
         folder = self.out / self.patient_id / self.study_tags["StudyInstanceUID"] / uid
@@ -186,6 +196,11 @@ def simulate_patient(args: tuple[str, int, int, float]) -> list[dict]:
     anatomy = make_patient(rng)
     tissues = Tissues(rng, study.field)
     writer = _Writer(Path(out), rng, study, patient_id, seed, anatomy.prostate_volume_ml)
+    return render_study(rng, study, anatomy, tissues, writer)
+
+
+def render_study(rng, study: StudyPlan, anatomy, tissues: Tissues, writer) -> list[dict]:
+    """Render every planned series into `writer` (DICOM, or synth's model-grid collector)."""
     for plan in study.series:
         if plan.kind == "t2":
             _write_t2(writer, plan, render_t2(rng, study, anatomy, tissues, plan))

@@ -24,7 +24,7 @@ ANATOMY_STEP_MM = 1.1
 def anatomy_points(grid: Grid) -> int:
     """In-plane samples at which to evaluate the anatomy (<= acq)."""
     d = grid.fov / grid.acq
-    factor = max(1, int(round(ANATOMY_STEP_MM / d)))
+    factor = max(1, int(round(max(ANATOMY_STEP_MM, grid.anatomy_step) / d)))
     return grid.acq if factor == 1 else int(np.ceil((grid.acq - 1) / factor)) + 1
 
 
@@ -127,7 +127,8 @@ def render_t2(
     snr = float(draw(rng, "t2_snr")) * (0.6 if study.field < 2 else 1.0)
     plan.drawn["snr"] = snr
     window = float(draw(rng, "apodisation"))
-    return _acquire(rng, image, grid, noise_sigma(image, snr), window, _motion(rng))
+    sigma = noise_sigma(image, snr * grid.snr_gain)
+    return _acquire(rng, image, grid, sigma, window, _motion(rng))
 
 
 def _fat_residual(rng, plan: SeriesPlan, patient: Patient, grid: Grid) -> np.ndarray | float:
@@ -172,7 +173,7 @@ def render_dwi(
     # Noise is set by the unweighted (b=0) signal, so high-b images have the same sigma and
     # less SNR. The first acquired b is the lowest; undo its decay for a typical ADC.
     b0_scale = float(np.exp(plan.acquired_b[0] * 1.5e-3))
-    sigma = noise_sigma(maps[..., 0] * bias, snr) * b0_scale
+    sigma = noise_sigma(maps[..., 0] * bias, snr * grid.snr_gain) * b0_scale
     images = {}
     for i, b in enumerate(plan.acquired_b):
         image = physics.epi_distortion((maps[..., i] + fat_residual) * bias, shift)
