@@ -235,6 +235,7 @@ def series_zips(path: str | os.PathLike) -> tuple[list[tuple[str, bytes]], dict[
         if isinstance(inst, str):
             skipped[os.path.relpath(f, path) if os.path.isdir(path) else f] = inst
             continue
+        inst = inst[0] if isinstance(inst, list) else inst  # a multi-frame file: one series
         by_series.setdefault(inst.series_uid, []).append(f)
         names[inst.series_uid] = str(inst.ds.get("SeriesDescription", ""))
     out = []

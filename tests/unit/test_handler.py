@@ -259,3 +259,27 @@ def test_errors_name_archive_members_never_server_paths(handler, tmp_path):
     assert "/tmp" not in text and "mrseq-req-" not in text
     problem = next(r for r in records if r["label"] is None)
     assert problem["file"].startswith("archive member ") and problem["warnings"]
+
+
+def test_a_zip_of_jpeg_ls_files_and_an_enhanced_multi_frame_file_are_served(
+    handler, study, tmp_path
+):
+    from pydicom.uid import JPEGLSLossless
+    from test_codecs import enhanced_dwi
+
+    root, labels = study
+    series = next(p for p in root.rglob("*") if p.is_dir() and any(p.glob("*.dcm")))
+    plain, _ = call(handler, zip_folder(series))
+    (tmp_path / "jls").mkdir()
+    for n, path in enumerate(sorted(series.glob("*.dcm"))):
+        ds = pydicom.dcmread(path)
+        ds.compress(JPEGLSLossless)
+        ds.save_as(tmp_path / "jls" / f"{n}")
+    compressed, ctx = call(handler, zip_folder(tmp_path / "jls"))
+    assert not ctx.status
+    assert [r["label"] for r in compressed] == [r["label"] for r in plain]
+    assert [r["probabilities"] for r in compressed] == [r["probabilities"] for r in plain]
+    enhanced_dwi(tmp_path / "dwi.dcm")
+    records, ctx = call(handler, (tmp_path / "dwi.dcm").read_bytes())
+    assert not ctx.status and [r["b_value_header"] for r in records] == [0.0, 800.0]
+    assert all(r["label"] for r in records)
