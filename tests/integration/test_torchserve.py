@@ -133,3 +133,21 @@ def test_stop_leaves_no_process(tmp_path_factory, running):
     server.stop(state)
     left = subprocess.run(["pgrep", "-f", str(root / "store")], capture_output=True, text=True)
     assert left.stdout.strip() == ""
+
+
+def test_classify_a_study_from_a_pacs_through_the_server(running, study, orthanc, capsys):
+    """mrseq classify --dicomweb: Orthanc -> TorchServe -> a results SR back in Orthanc."""
+    import pydicom
+
+    from mrseq.cli import main
+    from mrseq.pacs import connect
+
+    _, url, _, _ = running
+    _, web = orthanc
+    root, labels = study
+    connect(web).store_instances([pydicom.dcmread(p) for p in sorted(root.rglob("*.dcm"))])
+    argv = ["classify", "--dicomweb", web, "--url", url, "--format", "json", "--write-back"]
+    assert main(argv) == 0
+    out = capsys.readouterr()
+    assert len(out.out.strip().splitlines()) == len(labels)
+    assert "stored 1 results SR" in out.err

@@ -71,3 +71,8 @@ def test_cohort_is_written_in_the_preprocess_layout_and_reproducible(tmp_path):
         assert a.shape == (1, 24, 24, 10) and a.dtype == np.float16
         np.testing.assert_array_equal(a, b)
     assert (pd.read_csv(tmp_path / "a" / "index.csv").volume_id == index.volume_id).all()
+
+
+def test_no_patients_is_an_empty_index_training_can_take(tmp_path):
+    index = synthesize_cohort(tmp_path, 0, seed=5, spec=SPEC, progress=False)
+    assert index.empty and (tmp_path / "index.csv").exists() and (tmp_path / "arrays").is_dir()
