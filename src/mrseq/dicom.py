@@ -487,10 +487,13 @@ def _decode(ds: Dataset) -> np.ndarray:
         with pywarnings.catch_warnings():
             pywarnings.simplefilter("ignore")
             return ds.pixel_array
-    except Exception as exc:
+    except Exception as exc:  # the decoder's own words go to the log, not to the user
         syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
         name = getattr(syntax, "name", "unknown transfer syntax")
-        raise ValueError(f"cannot decode {name} pixels: {type(exc).__name__}: {exc}") from exc
+        log.warning("decoding %s pixels failed: %s: %s", name, type(exc).__name__, exc)
+        raise ValueError(
+            f"cannot decode {name} pixels ({syntax}): the decoder refused them"
+        ) from exc
 
 
 class _Frames:

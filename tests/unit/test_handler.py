@@ -283,3 +283,30 @@ def test_a_zip_of_jpeg_ls_files_and_an_enhanced_multi_frame_file_are_served(
     records, ctx = call(handler, (tmp_path / "dwi.dcm").read_bytes())
     assert not ctx.status and [r["b_value_header"] for r in records] == [0.0, 800.0]
     assert all(r["label"] for r in records)
+
+
+def test_a_request_over_its_time_budget_answers_503_and_the_worker_goes_on(handler, study):
+    h, model_dir = handler
+    root, labels = study
+    body = zip_folder(root, lambda n: f"{n}.dcm")
+    saved, h.budget_s = h.budget_s, 0.0
+    try:
+        records, ctx = call(handler, body)
+    finally:
+        h.budget_s = saved
+    assert ctx.status[0][0] == 503 and "time budget" in records["error"]
+    assert "fewer series" in records["error"]
+    records, ctx = call(handler, body)  # the next request is served as usual
+    assert not ctx.status and len([r for r in records if r["label"]]) == len(labels)
+
+
+def test_the_budget_comes_from_the_models_response_timeout(tmp_path):
+    model = tiny_model_dir(tmp_path / "model")
+    spec = importlib.util.spec_from_file_location("mrseq_handler2", ROOT / "serve" / "handler.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    h = module.MrseqHandler()
+    ctx = Context(model)
+    ctx.model_yaml_config = {"responseTimeout": 120}
+    h.initialize(ctx)
+    assert h.budget_s == 90
