@@ -121,16 +121,15 @@ def synthesize_cohort(
     workers: int = 1,
     progress: bool = True,
 ) -> pd.DataFrame:
-    """Write out/arrays/<volume_id>.npy and out/index.csv (the preprocess stage's layout);
-    0 patients writes an empty index (training on your own data only)."""
-    if n_patients < 0:
-        raise ValueError("the number of patients cannot be negative")
+    """Write out/arrays/<volume_id>.npy and out/index.csv (the preprocess stage's layout)."""
+    if n_patients < 1:
+        raise ValueError("need at least one patient")
     out = Path(out_dir)
     (out / "arrays").mkdir(parents=True, exist_ok=True)
     coarse = (min_pixel, anatomy_step, scale)
     jobs = [(str(out), seed, i, spec.to_dict(), coarse) for i in range(n_patients)]
     bar = dict(total=n_patients, desc="synthesize", unit="pt", disable=not progress)
-    if workers > 1 and n_patients > 1 and jobs:
+    if workers > 1 and n_patients > 1:
         with ProcessPoolExecutor(min(workers, n_patients), initializer=single_threaded) as pool:
             results = list(tqdm(pool.map(_job, jobs), **bar))
     else:
