@@ -536,6 +536,17 @@ def affine_of(group: VolumeGroup, sorted_positions: np.ndarray, first_position) 
     return np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps
 
 
+def header_geometry(group: VolumeGroup) -> tuple[tuple[int, int, int], np.ndarray]:
+    """(shape, affine) the volume will have, from the headers alone: lets callers refuse an
+    absurd geometry before a single pixel is decoded."""
+    positions = _slice_positions(group.instances)
+    order = np.argsort(positions)
+    first = group.instances[order[0]]
+    rows, cols = first.shape
+    affine = affine_of(group, positions[order], np.array(first.position))
+    return (cols, rows, len(group.instances)), affine
+
+
 def load_volume(group: VolumeGroup) -> Volume:
     """Read the pixels of a checked group, ordered along the slice normal."""
     if group.error:

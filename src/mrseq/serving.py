@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mrseq.dicom import load_volume, scan
+from mrseq.dicom import header_geometry, load_volume, scan
 from mrseq.validate import why_bad_geometry, why_unusable
 
 MAX_MEMBERS = 10_000
@@ -248,6 +248,10 @@ def _volumes(folder: str, budget: Budget) -> Decoded:
         where = {"series_uid": group.instances[0].series_uid}
         if group.error:
             problem(where, group.error)
+            continue
+        why = why_bad_geometry(*header_geometry(group))  # before any pixel is decoded
+        if why:
+            problem(where, why)
             continue
         try:
             volume = load_volume(group)

@@ -225,7 +225,13 @@ def test_one_bad_spacing_in_a_batch_leaves_the_rest_served(handler):
         assert all(np.isfinite(list(out[i][0]["probabilities"].values())))
 
 
-def test_a_series_with_absurd_pixel_spacing_is_a_problem_record(handler, tmp_path):
+def test_a_series_with_absurd_pixel_spacing_is_a_problem_record(handler, tmp_path, monkeypatch):
+    from mrseq import dicom
+
+    def no_decoding(*_):
+        raise AssertionError("pixels decoded before the geometry check")
+
+    monkeypatch.setattr(dicom, "_pixels", no_decoding)  # refused from the headers alone
     make_series(tmp_path / "wide", spacing=(1000.0, 1000.0, 3.0))
     records, ctx = call(handler, zip_folder(tmp_path / "wide"))
     assert ctx.status[0][0] == 422 and "spacing" in records["error"], records
