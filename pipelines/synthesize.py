@@ -1,11 +1,14 @@
 """Stage synthesize: extra training volumes rendered straight to the model grid (no DICOM)."""
 
 import argparse
+from pathlib import Path
+
+import pandas as pd
 
 from _common import setup, workers
 from mrseq.params import stage_params
 from mrseq.preprocess import PreprocessSpec
-from mrseq.simulate.synth import synthesize_cohort
+from mrseq.simulate.synth import INDEX_COLUMNS, synthesize_cohort
 
 
 def main() -> None:
@@ -21,6 +24,11 @@ def main() -> None:
     spec = PreprocessSpec.from_dict(
         {k: pre[k] for k in ("spacing", "shape", "percentiles", "antialias", "intensity")}
     )
+    if int(s["patients"]) == 0:  # your own data alone: an empty index training can take
+        (Path(args.out) / "arrays").mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(columns=INDEX_COLUMNS).to_csv(Path(args.out) / "index.csv", index=False)
+        print("synthesize.patients is 0: no synthetic training volumes")
+        return
     index = synthesize_cohort(
         args.out,
         int(s["patients"]),

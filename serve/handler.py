@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 class MrseqHandler:
     def __init__(self):
         self.predictor = None
+        self.budget_s = None
         self.initialized = False
 
     def initialize(self, context) -> None:
@@ -34,6 +35,10 @@ class MrseqHandler:
 
         torch.set_num_threads(int(os.environ.get("MRSEQ_TORCH_THREADS", "1")))
         self.predictor = Predictor.from_dir(model_dir)
+        # A request's time budget: 3/4 of the model's response timeout (serve.response_timeout_s
+        # in params.yaml, baked into the .mar): it answers 503 before TorchServe kills the worker.
+        timeout = (getattr(context, "model_yaml_config", None) or {}).get("responseTimeout")
+        self.budget_s = 0.75 * float(timeout) if timeout else None
         threads = int(os.environ.get("MRSEQ_PREPROCESS_THREADS", os.cpu_count() or 1))
         self.pool = ThreadPoolExecutor(max(1, threads), thread_name_prefix="mrseq-prep")
         self.initialized = True
@@ -43,15 +48,21 @@ class MrseqHandler:
         import numpy as np
         import torch
 
-        from mrseq.serving import BadInput, decode, records
+        from mrseq.serving import BadInput, Budget, decode, records
+
+        budgets = [Budget(self.budget_s) for _ in data]
 
         def read(idx):
             try:
-                return decode(_body(data[idx]), _spacing(data[idx], context, idx))
+                return decode(_body(data[idx]), _spacing(data[idx], context, idx), budgets[idx])
             except BadInput as exc:
                 return exc
 
         def prepare(idx):
+            try:
+                budgets[idx].check("every volume read, none preprocessed")
+            except BadInput as exc:
+                return exc
             try:
                 items = decoded[idx].items
                 return [self.predictor.tensor(i.array, i.affine) for i in items]

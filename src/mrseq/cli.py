@@ -19,19 +19,71 @@ def _add_ingest(sub) -> None:
         help="convert a DICOM tree into one volume file per series/b-value + series.csv",
         description="Walk DICOM_DIR (any layout), group files by SeriesInstanceUID, split "
         "multi-b-value series, order slices along the slice normal, and write "
-        "OUT_DIR/volumes/*.npz and OUT_DIR/series.csv. Bad files are skipped with a warning.",
+        "OUT_DIR/volumes/*.npz and OUT_DIR/series.csv. Bad files are skipped with a warning. "
+        "With --dicomweb URL (and no DICOM_DIR) the studies are first fetched from that PACS "
+        "into OUT_DIR/dicom.",
     )
-    p.add_argument("dicom_dir")
-    p.add_argument("out_dir")
+    p.add_argument("dirs", nargs="+", metavar="[DICOM_DIR] OUT_DIR")
     p.add_argument("--workers", type=_workers, default=0, help="processes (0: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_dicomweb(p, write_back=False)
     p.set_defaults(func=_run_ingest)
+
+
+def _add_fetch(sub) -> None:
+    p = sub.add_parser(
+        "fetch",
+        help="download studies from a PACS over DICOMweb into a DICOM tree",
+        description="QIDO-RS finds the studies (all, or --study UID), WADO-RS fetches their "
+        "image series into OUT_DIR/<study>/<series>/<sop>.dcm, e.g. data/raw for training.",
+    )
+    p.add_argument("out_dir")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_dicomweb(p, write_back=False)
+    p.set_defaults(func=_run_fetch)
+
+
+def _run_fetch(args) -> int:
+    if not args.dicomweb:
+        raise ValueError("--dicomweb URL is required")
+    _fetched(args, args.out_dir)
+    return 0
+
+
+def _add_dicomweb(p, write_back: bool = True) -> None:
+    p.add_argument("--dicomweb", metavar="URL", help="a PACS's DICOMweb root to fetch from")
+    p.add_argument(
+        "--study", action="append", metavar="UID", help="only this study (repeatable); default all"
+    )
+    if write_back:
+        p.add_argument(
+            "--write-back",
+            action="store_true",
+            help="store the results in each study as a DICOM Basic Text SR (STOW-RS)",
+        )
+
+
+def _fetched(args, folder: str) -> str:
+    import requests
+
+    from mrseq.pacs import fetch
+
+    try:
+        studies = fetch(args.dicomweb, folder, args.study, not getattr(args, "quiet", False))
+    except requests.RequestException as exc:
+        raise ConnectionError(f"cannot reach the PACS at {args.dicomweb}: {exc}") from exc
+    print(f"fetched {len(studies)} studies from {args.dicomweb}", file=sys.stderr)
+    return folder
 
 
 def _run_ingest(args) -> int:
     from mrseq.ingest import ingest
 
-    _, summary = ingest(args.dicom_dir, args.out_dir, workers=args.workers, progress=not args.quiet)
+    if len(args.dirs) != (1 if args.dicomweb else 2):
+        raise ValueError("give DICOM_DIR OUT_DIR, or --dicomweb URL OUT_DIR")
+    out_dir = args.dirs[-1]
+    source = _fetched(args, os.path.join(out_dir, "dicom")) if args.dicomweb else args.dirs[0]
+    _, summary = ingest(source, out_dir, workers=args.workers, progress=not args.quiet)
     for path, why in summary.skipped.items():
         print(f"skipped file {path}: {why}", file=sys.stderr)
     for volume_id, why in summary.rejected.items():
@@ -129,21 +181,44 @@ def _add_predict(sub) -> None:
         description="Groups files into series (multi-b series split as in ingest) and prints one "
         "record per volume.",
     )
-    p.add_argument("paths", nargs="+", help="DICOM files or folders")
+    p.add_argument("paths", nargs="*", help="DICOM files or folders (or --dicomweb)")
     p.add_argument(
         "--model",
         default="models/mrseq",
         help="exported model folder (model_spec.json); default: what make run exports",
     )
     p.add_argument("--format", choices=["json", "csv", "table"], default="json")
+    _add_dicomweb(p)
     p.set_defaults(func=_run_predict)
 
 
+def _sources(args, tmp: str) -> list[str]:
+    given = [g for g in (getattr(args, "paths", None) or [getattr(args, "path", None)]) if g]
+    if bool(given) == bool(args.dicomweb):
+        raise ValueError("give DICOM files or folders, or --dicomweb URL (not both)")
+    if args.write_back and not args.dicomweb:
+        raise ValueError("--write-back needs --dicomweb")
+    return [_fetched(args, tmp)] if args.dicomweb else given
+
+
+def _write_back(args, fetched: str, records: list[dict]) -> None:
+    from mrseq.pacs import write_back
+
+    stored = write_back(args.dicomweb, fetched, records)
+    print(f"stored {len(stored)} results SR in {args.dicomweb}", file=sys.stderr)
+
+
 def _run_predict(args) -> int:
+    import tempfile
+
     from mrseq.predict import Predictor, format_records
 
     predictor = Predictor.from_dir(args.model)
-    records = predictor.predict_paths(args.paths)
+    with tempfile.TemporaryDirectory(prefix="mrseq-pacs-") as tmp:
+        paths = _sources(args, tmp)
+        records = predictor.predict_paths(paths)
+        if args.write_back:
+            _write_back(args, tmp, records)
     print(format_records(records, args.format))
     return 0 if records else 1
 
@@ -226,25 +301,31 @@ def _add_classify(sub) -> None:
         "classified, 1 nothing to classify, 3 server unreachable or not answering within "
         "--timeout, 4 some series or files failed (listed on stderr).",
     )
-    p.add_argument("path")
+    p.add_argument("path", nargs="?", help="DICOM file or folder (or --dicomweb)")
     p.add_argument("--url", default="http://127.0.0.1:8080")
     p.add_argument("--format", choices=["json", "csv", "table"], default="table")
     p.add_argument("--timeout", type=float, default=120, help="seconds per series (default 120)")
+    _add_dicomweb(p)
     p.set_defaults(func=_run_classify)
 
 
 def _run_classify(args) -> int:
+    import tempfile
     import urllib.error
 
     from mrseq.predict import format_records
     from mrseq.server import classify
 
-    try:
-        records = classify(args.path, args.url, args.timeout)
-    except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
-        reason = getattr(exc, "reason", exc)
-        print(f"mrseq classify: cannot reach {args.url}: {reason}", file=sys.stderr)
-        return 3
+    with tempfile.TemporaryDirectory(prefix="mrseq-pacs-") as tmp:
+        (path,) = _sources(args, tmp)
+        try:
+            records = classify(path, args.url, args.timeout)
+        except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+            reason = getattr(exc, "reason", exc)
+            print(f"mrseq classify: cannot reach {args.url}: {reason}", file=sys.stderr)
+            return 3
+        if args.write_back:
+            _write_back(args, tmp, records)
     print(format_records(records, args.format))
     failed = [r for r in records if r.get("label") is None]
     for r in failed:
@@ -268,6 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     for add in (
         _add_simulate,
         _add_ingest,
+        _add_fetch,
         _add_audit,
         _add_montage,
         _add_predict,
@@ -290,6 +372,9 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as exc:
         print(f"mrseq {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except ConnectionError as exc:  # a PACS that cannot be reached (as classify's server: 3)
+        print(f"mrseq {args.command}: {exc}", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

@@ -33,7 +33,8 @@ PARALLEL_MIN_ITEMS = 64
 
 @dataclass
 class Instance:
-    """Header facts about one DICOM file; `ds` is the header-only dataset."""
+    """Header facts about one DICOM image: a file, or one frame of a multi-frame file (`frame`
+    set; `ds` then holds the frame's functional groups flattened, see `_frame_datasets`)."""
 
     path: str
     ds: Dataset
@@ -46,6 +47,8 @@ class Instance:
     shape: tuple[int, int]
     temporal: str
     pixels: PixelLayout | None = None  # where to read raw pixels without re-parsing
+    frame: int | None = None  # index into a multi-frame file's frames
+    rescale: tuple[float, float] = (1.0, 0.0)  # a frame's slope and intercept
 
 
 @dataclass(frozen=True)
@@ -162,8 +165,11 @@ def _trim(ds: Dataset) -> Dataset:
     return small
 
 
-def read_instance(path: str) -> Instance | str:
-    """Header facts of one file, or the reason it cannot be used."""
+MEDIA_DIRECTORY = "1.2.840.10008.1.3.10"  # DICOMDIR
+
+
+def read_instance(path: str) -> Instance | list[Instance] | str:
+    """Header facts of one file (a list for a multi-frame file), or why it cannot be used."""
     try:
         with open(path, "rb") as f:
             ds = pydicom.dcmread(f, stop_before_pixels=True)
@@ -172,17 +178,45 @@ def read_instance(path: str) -> Instance | str:
         return "not a DICOM file"
     except Exception as exc:  # pydicom raises many types on truncated or corrupt files
         return f"unreadable DICOM ({type(exc).__name__}: {exc})"
-    series_uid = str(ds.get("SeriesInstanceUID", ""))
-    if not series_uid:
+    problem = _not_usable(ds)
+    if problem:
+        return problem
+    if int(ds.get("NumberOfFrames", 1) or 1) > 1 or "PerFrameFunctionalGroupsSequence" in ds:
+        return [_instance(path, flat, None, frame) for frame, flat in _frame_datasets(ds)]
+    return _instance(path, ds, _layout(ds, pixel_offset))
+
+
+def _not_usable(ds: Dataset) -> str:
+    """Why a parsed file holds no image we can read ('' if it does)."""
+    meta = getattr(ds, "file_meta", None)
+    if str(getattr(meta, "MediaStorageSOPClassUID", "")) == MEDIA_DIRECTORY:
+        return "a DICOMDIR (media directory): the files it lists are read directly"
+    if not str(ds.get("SeriesInstanceUID", "")):
         return "no SeriesInstanceUID"
     if "Rows" not in ds or "Columns" not in ds:
-        return "no image (Rows/Columns missing)"
+        sop = ds.get("SOPClassUID")
+        kind = getattr(sop, "name", "") or str(sop or "unknown SOP class")
+        return f"not an image ({kind})"
+    syntax = getattr(meta, "TransferSyntaxUID", None)
+    if syntax is not None and syntax.is_compressed:
+        from pydicom.pixels import get_decoder
+
+        try:
+            available = get_decoder(syntax).is_available
+        except NotImplementedError:
+            available = False
+        if not available:
+            return f"cannot decode pixels: no decoder installed for {syntax.name} ({syntax})"
+    return ""
+
+
+def _instance(path: str, ds: Dataset, layout, frame: int | None = None) -> Instance:
     b, b_tag = b_value(ds)
     temporal = ds.get("TemporalPositionIdentifier", ds.get("TriggerTime", ""))
     return Instance(
         path=path,
         ds=_trim(ds),
-        series_uid=series_uid,
+        series_uid=str(ds.SeriesInstanceUID),
         b_value=b,
         b_tag=b_tag,
         image_type=image_type(ds),
@@ -190,8 +224,65 @@ def read_instance(path: str) -> Instance | str:
         orientation=_floats(ds.get("ImageOrientationPatient")),
         shape=(int(ds.Rows), int(ds.Columns)),
         temporal=str(temporal or ""),
-        pixels=_layout(ds, pixel_offset),
+        pixels=layout,
+        frame=frame,
+        rescale=(float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0)),
     )
+
+
+def _frame_datasets(ds: Dataset):
+    """(frame index, flat dataset) per frame of an enhanced or legacy-converted multi-frame file.
+
+    The shared and then the frame's own functional groups are flattened onto the top-level
+    header (plane position and orientation, pixel measures, pixel value transformation, MR
+    diffusion b-value, frame content, unassigned converted attributes), so every per-frame fact
+    sits where a single-frame file has it and the rest of the reader treats frames as files.
+    """
+    shared = ds.get("SharedFunctionalGroupsSequence") or [Dataset()]
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence") or []
+    count = int(ds.get("NumberOfFrames", len(per_frame)) or len(per_frame))
+    base = Dataset()
+    for element in ds:
+        if element.keyword not in (
+            "SharedFunctionalGroupsSequence",
+            "PerFrameFunctionalGroupsSequence",
+        ):
+            base[element.tag] = element
+    base.file_meta = getattr(ds, "file_meta", Dataset())
+    _flatten_into(base, shared[0])
+    for frame in range(count):
+        flat = Dataset()
+        flat.update(base)
+        flat.file_meta = base.file_meta
+        if frame < len(per_frame):
+            _flatten_into(flat, per_frame[frame])
+        if (
+            "InstanceNumber" not in flat
+            or frame < len(per_frame)
+            and not _has_number(per_frame[frame])
+        ):
+            flat.InstanceNumber = frame + 1
+        if "FrameType" in flat:
+            flat.ImageType = flat.FrameType
+        temporal = flat.get("TemporalPositionIndex")
+        if temporal is not None and "TemporalPositionIdentifier" not in flat:
+            flat.TemporalPositionIdentifier = temporal
+        yield frame, flat
+
+
+def _flatten_into(target: Dataset, groups: Dataset) -> None:
+    """Copy the plain elements of each functional-group sequence's first item onto `target`."""
+    for element in groups:
+        if element.VR != "SQ" or not element.value:
+            continue
+        for inner in element.value[0]:
+            if inner.VR != "SQ":
+                target[inner.tag] = inner
+
+
+def _has_number(frame_groups: Dataset) -> bool:
+    unassigned = frame_groups.get("UnassignedPerFrameConvertedAttributesSequence") or []
+    return bool(unassigned) and "InstanceNumber" in unassigned[0]
 
 
 def _layout(ds: Dataset, offset: int) -> PixelLayout | None:
@@ -229,7 +320,8 @@ def scan(
             skipped[path] = result
             log.warning("skipped %s: %s", path, result)
         else:
-            by_series[result.series_uid].append(result)
+            for inst in result if isinstance(result, list) else [result]:
+                by_series[inst.series_uid].append(inst)
     groups = [g for uid in sorted(by_series) for g in split_series(by_series[uid])]
     return ScanResult(groups=groups, skipped=skipped, ignored=ignored)
 
@@ -384,11 +476,39 @@ def _pixels(inst: Instance) -> np.ndarray:
                 if raw.size == count:
                     return _rescale(raw.reshape(rows, cols), layout.slope, layout.intercept)
     ds = pydicom.dcmread(inst.path)
-    with pywarnings.catch_warnings():
-        pywarnings.simplefilter("ignore")
-        pixels = ds.pixel_array
+    pixels = _decode(ds)
     slope = float(ds.get("RescaleSlope", 1) or 1)
     return _rescale(pixels, slope, float(ds.get("RescaleIntercept", 0) or 0))
+
+
+def _decode(ds: Dataset) -> np.ndarray:
+    """Every frame's stored values; a decoding failure names the transfer syntax."""
+    try:
+        with pywarnings.catch_warnings():
+            pywarnings.simplefilter("ignore")
+            return ds.pixel_array
+    except Exception as exc:  # the decoder's own words go to the log, not to the user
+        syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+        name = getattr(syntax, "name", "unknown transfer syntax")
+        log.warning("decoding %s pixels failed: %s: %s", name, type(exc).__name__, exc)
+        raise ValueError(
+            f"cannot decode {name} pixels ({syntax}): the decoder refused them"
+        ) from exc
+
+
+class _Frames:
+    """Decodes each multi-frame file once per volume, however many of its frames it holds."""
+
+    def __init__(self):
+        self.files: dict[str, np.ndarray] = {}
+
+    def pixels(self, inst: Instance) -> np.ndarray:
+        if inst.frame is None:
+            return _pixels(inst)
+        if inst.path not in self.files:
+            frames = _decode(pydicom.dcmread(inst.path))
+            self.files[inst.path] = frames.reshape(-1, *inst.shape)
+        return _rescale(self.files[inst.path][inst.frame], *inst.rescale)
 
 
 def _rescale(pixels: np.ndarray, slope: float, intercept: float) -> np.ndarray:
@@ -416,6 +536,17 @@ def affine_of(group: VolumeGroup, sorted_positions: np.ndarray, first_position) 
     return np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps
 
 
+def header_geometry(group: VolumeGroup) -> tuple[tuple[int, int, int], np.ndarray]:
+    """(shape, affine) the volume will have, from the headers alone: lets callers refuse an
+    absurd geometry before a single pixel is decoded."""
+    positions = _slice_positions(group.instances)
+    order = np.argsort(positions)
+    first = group.instances[order[0]]
+    rows, cols = first.shape
+    affine = affine_of(group, positions[order], np.array(first.position))
+    return (cols, rows, len(group.instances)), affine
+
+
 def load_volume(group: VolumeGroup) -> Volume:
     """Read the pixels of a checked group, ordered along the slice normal."""
     if group.error:
@@ -424,6 +555,7 @@ def load_volume(group: VolumeGroup) -> Volume:
     order = np.argsort(positions)
     insts = [group.instances[i] for i in order]
     # Stack contiguous (slice, row, column) and expose the (column, row, slice) view: no copy.
-    array = np.stack([_pixels(i) for i in insts]).transpose(2, 1, 0)
+    frames = _Frames()
+    array = np.stack([frames.pixels(i) for i in insts]).transpose(2, 1, 0)
     affine = affine_of(group, positions[order], np.array(insts[0].position))
     return Volume(array=array, affine=affine, group=group, warnings=list(group.warnings))

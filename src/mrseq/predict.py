@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mrseq.dicom import Volume, load_volume, plane_of, scan
+from mrseq.dicom import Volume, header_geometry, load_volume, plane_of, scan
 from mrseq.export import MODEL_FILE, SPEC_FILE
 from mrseq.preprocess import PreprocessSpec, preprocess_volume
 from mrseq.sequences import UNKNOWN, header_hint
-from mrseq.validate import why_unusable
+from mrseq.validate import why_bad_geometry, why_unusable
 
 RECORD_FIELDS = [
     "path",
@@ -109,6 +109,10 @@ class Predictor:
         for group in result.groups:
             if group.error:
                 records.append(_problem(group.instances[0].path, group.error, group.volume_id))
+                continue
+            why = why_bad_geometry(*header_geometry(group))  # before any pixel is decoded
+            if why:
+                records.append(_problem(group.instances[0].path, why, group.volume_id))
                 continue
             try:
                 volume = load_volume(group)

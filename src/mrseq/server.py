@@ -102,8 +102,24 @@ def _env(state: Path, ports: tuple[int, int, int] | None, host: str) -> dict:
         env["TS_INFERENCE_ADDRESS"] = f"http://{host}:{inference}"
         env["TS_MANAGEMENT_ADDRESS"] = f"http://127.0.0.1:{management}"
         env["TS_METRICS_ADDRESS"] = f"http://{host}:{metrics}"
+        env.update(instance_ports(inference))
     (state / "tmp").mkdir(parents=True, exist_ok=True)
     return env
+
+
+def instance_ports(inference: int) -> dict[str, str]:
+    """What else an instance binds, derived from its inference port so that two instances on
+    one host never collide: gRPC (never used by mrseq; TorchServe always opens it, on 7070 and
+    7071 by default) bound to localhost at inference+10 and +11, and the frontend-worker
+    sockets (/tmp/.ts.sock.<port>, shared by every instance at the default 9000) from
+    inference+100."""
+    return {
+        "TS_GRPC_INFERENCE_ADDRESS": "127.0.0.1",
+        "TS_GRPC_MANAGEMENT_ADDRESS": "127.0.0.1",
+        "TS_GRPC_INFERENCE_PORT": str(inference + 10),
+        "TS_GRPC_MANAGEMENT_PORT": str(inference + 11),
+        "TS_INITIAL_WORKER_PORT": str(inference + 100),
+    }
 
 
 def _tool(name: str) -> str:
@@ -235,6 +251,7 @@ def series_zips(path: str | os.PathLike) -> tuple[list[tuple[str, bytes]], dict[
         if isinstance(inst, str):
             skipped[os.path.relpath(f, path) if os.path.isdir(path) else f] = inst
             continue
+        inst = inst[0] if isinstance(inst, list) else inst  # a multi-frame file: one series
         by_series.setdefault(inst.series_uid, []).append(f)
         names[inst.series_uid] = str(inst.ds.get("SeriesDescription", ""))
     out = []

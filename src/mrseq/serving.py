@@ -17,12 +17,13 @@ import os
 import shutil
 import tarfile
 import tempfile
+import time
 import zipfile
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from mrseq.dicom import load_volume, scan
+from mrseq.dicom import header_geometry, load_volume, scan
 from mrseq.validate import why_bad_geometry, why_unusable
 
 MAX_MEMBERS = 10_000
@@ -76,7 +77,25 @@ def kind_of(body: bytes) -> str:
     return "unknown"
 
 
-def decode(body: bytes | None, spacing: str | None = None) -> Decoded:
+class Budget:
+    """A request's time budget: checked between series, so a request that would outlast the
+    server's response timeout answers 503 with the reason instead of getting its worker
+    killed (and every other request in the queue waiting behind it)."""
+
+    def __init__(self, seconds: float | None):
+        self.seconds = seconds
+        self.deadline = None if seconds is None else time.monotonic() + seconds
+
+    def check(self, done: str) -> None:
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise BadInput(
+                f"the request needed more than its {self.seconds:.0f} s time budget ({done}); "
+                "send fewer series per request",
+                503,
+            )
+
+
+def decode(body: bytes | None, spacing: str | None = None, budget: Budget | None = None) -> Decoded:
     if not body:
         raise BadInput(
             "empty request body: send a zip/tar of DICOM files, a DICOM file, "
@@ -93,7 +112,7 @@ def decode(body: bytes | None, spacing: str | None = None) -> Decoded:
     if kind == "npy":
         return Decoded([_checked(_npy(body, spacing))], [])
     if kind in ("zip", "tar", "dicom"):
-        return _dicom(body, kind)
+        return _dicom(body, kind, budget or Budget(None))
     raise BadInput(
         "unrecognised body: not a zip/tar archive, DICOM file, NIfTI volume or .npy array", 415
     )
@@ -165,7 +184,7 @@ def sweep_stale_requests(root: str | None = None) -> list[str]:
     return removed
 
 
-def _dicom(body: bytes, kind: str) -> Decoded:
+def _dicom(body: bytes, kind: str, budget: Budget) -> Decoded:
     folder = tempfile.mkdtemp(prefix=f"{REQUEST_PREFIX}{os.getpid()}-")
     try:
         if kind == "dicom":
@@ -173,7 +192,7 @@ def _dicom(body: bytes, kind: str) -> Decoded:
                 f.write(body)
         else:
             _extract(body, kind, folder)
-        return _volumes(folder)
+        return _volumes(folder, budget)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -211,7 +230,7 @@ def _members(body: bytes, kind: str):
                 yield info.size, 0, lambda i=info: archive.extractfile(i).read()
 
 
-def _volumes(folder: str) -> Decoded:
+def _volumes(folder: str, budget: Budget) -> Decoded:
     """Volumes of the files in a request folder; problems in the user's terms (the member's
     number in the archive, never a server path or a raw exception text), in the same shape
     as a prediction record's `warnings`."""
@@ -224,10 +243,15 @@ def _volumes(folder: str) -> Decoded:
     for path, why in result.skipped.items():
         problem({"file": f"archive member {os.path.basename(path)}"}, why)
     items = []
-    for group in result.groups:
+    for n, group in enumerate(result.groups):
+        budget.check(f"{n} of {len(result.groups)} volumes read")
         where = {"series_uid": group.instances[0].series_uid}
         if group.error:
             problem(where, group.error)
+            continue
+        why = why_bad_geometry(*header_geometry(group))  # before any pixel is decoded
+        if why:
+            problem(where, why)
             continue
         try:
             volume = load_volume(group)

@@ -116,6 +116,43 @@ def test_unreachable_server_exit_code(study, capsys):
     assert main(["classify", str(study[0]), "--url", "http://127.0.0.1:9"]) == 3
 
 
+def test_classify_a_study_from_a_pacs_through_the_server(running, study, orthanc, capsys):
+    """mrseq classify --dicomweb: Orthanc -> TorchServe -> a results SR back in Orthanc."""
+    import pydicom
+
+    from mrseq.cli import main
+    from mrseq.pacs import connect
+
+    _, url, _, _ = running
+    _, web = orthanc
+    root, labels = study
+    connect(web).store_instances([pydicom.dcmread(p) for p in sorted(root.rglob("*.dcm"))])
+    argv = ["classify", "--dicomweb", web, "--url", url, "--format", "json", "--write-back"]
+    assert main(argv) == 0
+    out = capsys.readouterr()
+    assert len(out.out.strip().splitlines()) == len(labels)
+    assert "stored 1 results SR" in out.err
+
+
+def test_a_second_instance_on_other_ports_serves_beside_the_first(running, study):
+    """gRPC and the worker sockets follow the inference port: no collision with the first."""
+    root, url, _, _ = running
+    base = int(url.rsplit(":", 1)[1]) + 1000
+    ports = (base, base + 1, base + 2)
+    state = root / "state2"
+    server.start(root / "store", state, ports=ports)
+    try:
+        server.wait_ready(f"http://127.0.0.1:{ports[1]}", timeout=180)
+        body = study_zip(study[0])
+        assert server.post(f"http://127.0.0.1:{base}", body)[0] == 200
+        assert server.post(url, body)[0] == 200  # the first one still serves
+        sockets = {p.name for p in Path("/tmp").glob(".ts.sock.*") if not p.name.endswith("lock")}
+        first = int(url.rsplit(":", 1)[1])
+        assert f".ts.sock.{first + 100}" in sockets and f".ts.sock.{base + 100}" in sockets
+    finally:
+        server.stop(state)
+
+
 def test_the_frontend_heap_is_bounded(running):
     import psutil
 

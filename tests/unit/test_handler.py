@@ -225,7 +225,13 @@ def test_one_bad_spacing_in_a_batch_leaves_the_rest_served(handler):
         assert all(np.isfinite(list(out[i][0]["probabilities"].values())))
 
 
-def test_a_series_with_absurd_pixel_spacing_is_a_problem_record(handler, tmp_path):
+def test_a_series_with_absurd_pixel_spacing_is_a_problem_record(handler, tmp_path, monkeypatch):
+    from mrseq import dicom
+
+    def no_decoding(*_):
+        raise AssertionError("pixels decoded before the geometry check")
+
+    monkeypatch.setattr(dicom, "_pixels", no_decoding)  # refused from the headers alone
     make_series(tmp_path / "wide", spacing=(1000.0, 1000.0, 3.0))
     records, ctx = call(handler, zip_folder(tmp_path / "wide"))
     assert ctx.status[0][0] == 422 and "spacing" in records["error"], records
@@ -259,3 +265,54 @@ def test_errors_name_archive_members_never_server_paths(handler, tmp_path):
     assert "/tmp" not in text and "mrseq-req-" not in text
     problem = next(r for r in records if r["label"] is None)
     assert problem["file"].startswith("archive member ") and problem["warnings"]
+
+
+def test_a_zip_of_jpeg_ls_files_and_an_enhanced_multi_frame_file_are_served(
+    handler, study, tmp_path
+):
+    from pydicom.uid import JPEGLSLossless
+    from test_codecs import enhanced_dwi
+
+    root, labels = study
+    series = next(p for p in root.rglob("*") if p.is_dir() and any(p.glob("*.dcm")))
+    plain, _ = call(handler, zip_folder(series))
+    (tmp_path / "jls").mkdir()
+    for n, path in enumerate(sorted(series.glob("*.dcm"))):
+        ds = pydicom.dcmread(path)
+        ds.compress(JPEGLSLossless)
+        ds.save_as(tmp_path / "jls" / f"{n}")
+    compressed, ctx = call(handler, zip_folder(tmp_path / "jls"))
+    assert not ctx.status
+    assert [r["label"] for r in compressed] == [r["label"] for r in plain]
+    assert [r["probabilities"] for r in compressed] == [r["probabilities"] for r in plain]
+    enhanced_dwi(tmp_path / "dwi.dcm")
+    records, ctx = call(handler, (tmp_path / "dwi.dcm").read_bytes())
+    assert not ctx.status and [r["b_value_header"] for r in records] == [0.0, 800.0]
+    assert all(r["label"] for r in records)
+
+
+def test_a_request_over_its_time_budget_answers_503_and_the_worker_goes_on(handler, study):
+    h, model_dir = handler
+    root, labels = study
+    body = zip_folder(root, lambda n: f"{n}.dcm")
+    saved, h.budget_s = h.budget_s, 0.0
+    try:
+        records, ctx = call(handler, body)
+    finally:
+        h.budget_s = saved
+    assert ctx.status[0][0] == 503 and "time budget" in records["error"]
+    assert "fewer series" in records["error"]
+    records, ctx = call(handler, body)  # the next request is served as usual
+    assert not ctx.status and len([r for r in records if r["label"]]) == len(labels)
+
+
+def test_the_budget_comes_from_the_models_response_timeout(tmp_path):
+    model = tiny_model_dir(tmp_path / "model")
+    spec = importlib.util.spec_from_file_location("mrseq_handler2", ROOT / "serve" / "handler.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    h = module.MrseqHandler()
+    ctx = Context(model)
+    ctx.model_yaml_config = {"responseTimeout": 120}
+    h.initialize(ctx)
+    assert h.budget_s == 90

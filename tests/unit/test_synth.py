@@ -1,5 +1,7 @@
 """Training volumes synthesised straight to the model grid match the DICOM path."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -71,3 +73,25 @@ def test_cohort_is_written_in_the_preprocess_layout_and_reproducible(tmp_path):
         assert a.shape == (1, 24, 24, 10) and a.dtype == np.float16
         np.testing.assert_array_equal(a, b)
     assert (pd.read_csv(tmp_path / "a" / "index.csv").volume_id == index.volume_id).all()
+
+
+def test_zero_patients_gives_an_empty_index_training_can_take(tmp_path):
+    """synthesize.patients: 0 (your own data alone): the stage writes an empty index."""
+    import shutil
+    import subprocess
+    import sys
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[2]
+    shutil.copy(root / "dvc.yaml", tmp_path)
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["synthesize"]["patients"] = 0
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    script = root / "pipelines" / "synthesize.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--out", "syn"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    index = pd.read_csv(tmp_path / "syn" / "index.csv")
+    assert index.empty and {"label", "array"} <= set(index.columns)

@@ -66,3 +66,21 @@ def test_augment_draws_differ_between_calls_but_not_between_seeded_runs():
     a, b = first(x), first(x)
     assert not torch.equal(torch.as_tensor(a), torch.as_tensor(b))
     assert torch.equal(torch.as_tensor(a), torch.as_tensor(second(x)))
+
+
+def test_synthetic_volumes_join_the_training_set_only(tmp_path):
+    from mrseq.training import VolumeDataModule
+
+    processed, splits = tiny_processed(tmp_path / "processed")
+    extra, _ = tiny_processed(tmp_path / "synthetic", per_class=2)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "index.csv").write_text("volume_id,label,array\n")
+    cfg = tiny_train_cfg()["train"]
+    sizes = {}
+    for name, folder in (("none", None), ("extra", extra), ("empty", tmp_path / "empty")):
+        data = VolumeDataModule(processed, splits, cfg, folder)
+        data.setup()
+        sizes[name] = (len(data.train_set), len(data.val_set))
+    n_extra = len((Path(extra) / "index.csv").read_text().splitlines()) - 1
+    assert sizes["extra"] == (sizes["none"][0] + n_extra, sizes["none"][1])
+    assert sizes["empty"] == sizes["none"]
