@@ -225,3 +225,32 @@ def test_non_image_objects_and_dicomdir_are_skipped_with_a_reason(tmp_path):
     pdf.save_as(tmp_path / "report.dcm")
     reason = read_instance(str(tmp_path / "report.dcm"))
     assert "Encapsulated PDF" in reason
+
+
+def test_jpeg_baseline_8_bit_monochrome_decodes_as_pillow_reads_it(tmp_path):
+    """JPEG baseline is lossy: the reference is what Pillow decodes from the same codestream
+    (decoders may round the inverse DCT differently, by one grey level)."""
+    import io
+
+    from PIL import Image
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import JPEGBaseline8Bit
+
+    rng = np.random.default_rng(1)
+    plane = (rng.random((32, 40)) * 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(plane).save(buf, format="JPEG", quality=90)
+    reference = np.asarray(Image.open(io.BytesIO(buf.getvalue())))
+    ds = pydicom.dcmread(get_testdata_file("MR_small.dcm"))
+    ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
+    ds.Rows, ds.Columns = plane.shape
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.PixelData = encapsulate([buf.getvalue()])
+    ds["PixelData"].VR = "OB"
+    ds.save_as(tmp_path / "baseline.dcm")
+    inst = read_instance(str(tmp_path / "baseline.dcm"))
+    assert not isinstance(inst, str), inst
+    decoded = _pixels(inst).astype(int)
+    assert decoded.shape == reference.shape
+    assert np.abs(decoded - reference).max() <= 1
