@@ -35,6 +35,12 @@ from mrseq.preprocess import PreprocessSpec, preprocess_index
 from mrseq.training import load_classifier, train_model
 
 T2 = ("T2WI_nan", "T2WI_fs")
+# Representation variants: overrides of the preprocess spec (see preprocess.PreprocessSpec).
+VARIANTS = {
+    "percentile": {"intensity": "percentile", "detail_spacing": None},
+    "log": {"intensity": "log", "detail_spacing": None},
+    "detail": {"intensity": "percentile", "detail_spacing": [0.625, 0.625, 4.0]},
+}
 
 
 def conditions(train: pd.DataFrame) -> dict:
@@ -74,8 +80,9 @@ def load_cfg(epochs: int) -> dict:
 
 def fit_and_export(cfg, processed: Path, splits: dict, spec: PreprocessSpec, out: Path) -> Path:
     result = train_model(cfg, processed, splits, out / "train")
-    net = load_classifier(result["best_checkpoint"], cfg["model"]).net
-    export_model(net, spec, out / "model", cfg["model"], {}, {})
+    model_params = json.loads((out / "train" / "config.json").read_text())["model"]
+    net = load_classifier(result["best_checkpoint"], model_params).net
+    export_model(net, spec, out / "model", model_params, {}, {})
     return out / "model"
 
 
@@ -100,15 +107,15 @@ def run_condition(name, keep, cfg, processed, splits, spec, bench, work) -> dict
     return {"condition": name, "dropped_from_training": len(drop), **score(pred)}
 
 
-def run_variant(intensity, cfg, splits, base: PreprocessSpec, bench, work, wanted) -> dict:
-    spec = PreprocessSpec.from_dict({**base.to_dict(), "intensity": intensity})
+def run_variant(name, cfg, splits, base: PreprocessSpec, bench, work, wanted) -> dict:
+    spec = PreprocessSpec.from_dict({**base.to_dict(), **VARIANTS[name]})
     processed = work / "processed"
     labelled = pd.read_csv("data/interim/labelled.csv")
     preprocess_index(labelled, Path("data/interim"), processed, spec, os.cpu_count() or 1, False)
     model = fit_and_export(cfg, processed, splits, spec, work)
     pred = predict_table(Predictor.from_dir(model), Path("data/benchmark/interim"), bench, False)
     band = band_of(pred)
-    row = {"variant": intensity, **score(pred)}
+    row = {"variant": name, "spec": VARIANTS[name], **score(pred)}
     row["outside 300-700"] = score(pred[band == "rest"])["accuracy"]
     row["b >= 2000"] = score(pred[pd.to_numeric(pred.true_b_value, errors="coerce") >= 2000])
     row["per_class_sensitivity"] = {
@@ -125,7 +132,9 @@ def main() -> None:
     parser.add_argument(
         "--conditions", default="all", help="'all', 'none' or names, comma-separated"
     )
-    parser.add_argument("--variants", default="percentile,log")
+    parser.add_argument(
+        "--variants", default="percentile,log,detail", help=f"of {sorted(VARIANTS)}"
+    )
     parser.add_argument("--out", default="reports/heldout")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -153,10 +162,10 @@ def main() -> None:
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    for intensity in [v for v in args.variants.split(",") if v]:
+    for name in [v for v in args.variants.split(",") if v]:
         start = time.time()
         with tempfile.TemporaryDirectory() as work:
-            row = run_variant(intensity, cfg, splits, spec, bench, Path(work), every)
+            row = run_variant(name, cfg, splits, spec, bench, Path(work), every)
         row["seconds"] = round(time.time() - start)
         print(json.dumps(row), flush=True)
         result["variants"].append(row)

@@ -89,7 +89,7 @@ def export_model(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     net = net.eval().cpu()
-    example = torch.rand(2, 1, *preprocess.shape)
+    example = torch.rand(2, preprocess.channels, *preprocess.shape)
     with torch.no_grad():
         traced = torch.jit.trace(net, example[:1])
         expected, got = net(example), traced(example)
@@ -107,7 +107,7 @@ def export_model(
         },
         "preprocessing": preprocess.to_dict(),
         "input": {
-            "shape": [-1, 1, *preprocess.shape],
+            "shape": [-1, preprocess.channels, *preprocess.shape],
             "dtype": "float32",
             "range": [0, 1],
             "axes": "N, C, X (R), Y (A), Z (S) in RAS+ after reorientation",

@@ -14,8 +14,9 @@ def build_net(
     widths: list[int] = (16, 32, 64, 128),
     conv1_stride: int = 2,
     n_classes: int = len(CLASSES),
+    in_channels: int = 1,
 ) -> nn.Module:
-    """A basic-block 3D ResNet (MONAI) for single-channel volumes.
+    """A basic-block 3D ResNet (MONAI); one input channel per preprocessing grid.
 
     Narrow widths (the default, 1/4 of the paper-standard 64-512) train on 2 CPU cores;
     `widths: [64, 128, 256, 512]` with depth 18 is the full-size net for GPUs.
@@ -31,7 +32,7 @@ def build_net(
         layers=LAYERS[depth],
         block_inplanes=list(widths),
         spatial_dims=3,
-        n_input_channels=1,
+        n_input_channels=in_channels,
         conv1_t_size=7,
         conv1_t_stride=conv1_stride,
         num_classes=n_classes,
@@ -39,4 +40,9 @@ def build_net(
 
 
 def build_net_from_params(model: dict) -> nn.Module:
-    return build_net(int(model["depth"]), list(model["widths"]), int(model["conv1_stride"]))
+    return build_net(
+        int(model["depth"]),
+        list(model["widths"]),
+        int(model["conv1_stride"]),
+        in_channels=int(model.get("in_channels", 1)),
+    )
