@@ -1,6 +1,7 @@
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
@@ -84,3 +85,24 @@ def test_synthetic_volumes_join_the_training_set_only(tmp_path):
     n_extra = len((Path(extra) / "index.csv").read_text().splitlines()) - 1
     assert sizes["extra"] == (sizes["none"][0] + n_extra, sizes["none"][1])
     assert sizes["empty"] == sizes["none"]
+
+
+def test_a_share_of_synthetic_patients_validates_and_never_trains(tmp_path):
+    from mrseq.training import VolumeDataModule, synthetic_split
+
+    index = pd.DataFrame({"patient_id": [f"P{i // 3}" for i in range(30)], "volume_id": range(30)})
+    train, val = synthetic_split(index, 0.2, seed=0)
+    assert val.patient_id.nunique() == 2 and len(train) + len(val) == 30
+    assert not set(train.patient_id) & set(val.patient_id)
+    assert synthetic_split(index, 0.2, seed=0)[1].equals(val)  # same seed, same patients
+    processed, splits = tiny_processed(tmp_path / "processed")
+    extra, _ = tiny_processed(tmp_path / "synthetic", per_class=2)
+    cfg = {**tiny_train_cfg()["train"], "synthetic_val_fraction": 0.5}
+    base = VolumeDataModule(processed, splits, cfg)
+    base.setup()
+    data = VolumeDataModule(processed, splits, cfg, extra)
+    data.setup()
+    n_extra = len(pd.read_csv(Path(extra) / "index.csv"))
+    added_val = len(data.val_set) - len(base.val_set)
+    assert 0 < added_val < n_extra
+    assert len(data.train_set) - len(base.train_set) == n_extra - added_val
