@@ -19,6 +19,7 @@ class MrseqHandler:
     def __init__(self):
         self.predictor = None
         self.budget_s = None
+        self.memory_mb = None
         self.initialized = False
 
     def initialize(self, context) -> None:
@@ -28,7 +29,7 @@ class MrseqHandler:
         import torch
 
         from mrseq.predict import Predictor
-        from mrseq.serving import sweep_stale_requests
+        from mrseq.serving import cap_memory, sweep_stale_requests
 
         for path in sweep_stale_requests():  # a worker killed mid-request left these behind
             log.warning("removed a stale request folder %s", os.path.basename(path))
@@ -37,8 +38,13 @@ class MrseqHandler:
         self.predictor = Predictor.from_dir(model_dir)
         # A request's time budget: 3/4 of the model's response timeout (serve.response_timeout_s
         # in params.yaml, baked into the .mar): it answers 503 before TorchServe kills the worker.
-        timeout = (getattr(context, "model_yaml_config", None) or {}).get("responseTimeout")
+        config = getattr(context, "model_yaml_config", None) or {}
+        timeout = config.get("responseTimeout")
         self.budget_s = 0.75 * float(timeout) if timeout else None
+        # The worker's heap cap (serve.worker_memory_mb, the whole process, model included).
+        self.memory_mb = (config.get("handler") or {}).get("memory_mb")
+        if cap_memory(self.memory_mb):
+            log.info("worker heap capped at %s MB", self.memory_mb)
         threads = int(os.environ.get("MRSEQ_PREPROCESS_THREADS", os.cpu_count() or 1))
         self.pool = ThreadPoolExecutor(max(1, threads), thread_name_prefix="mrseq-prep")
         self.initialized = True
@@ -48,7 +54,7 @@ class MrseqHandler:
         import numpy as np
         import torch
 
-        from mrseq.serving import BadInput, Budget, decode, records
+        from mrseq.serving import BadInput, Budget, decode, out_of_memory, records
 
         budgets = [Budget(self.budget_s) for _ in data]
 
@@ -57,6 +63,8 @@ class MrseqHandler:
                 return decode(_body(data[idx]), _spacing(data[idx], context, idx), budgets[idx])
             except BadInput as exc:
                 return exc
+            except MemoryError:
+                return out_of_memory(self.memory_mb)
 
         def prepare(idx):
             try:
@@ -66,6 +74,8 @@ class MrseqHandler:
             try:
                 items = decoded[idx].items
                 return [self.predictor.tensor(i.array, i.affine) for i in items]
+            except MemoryError:
+                return out_of_memory(self.memory_mb)
             except Exception as exc:  # this request's volumes only; the batch goes on
                 log.warning("preprocessing failed: %s: %s", type(exc).__name__, exc)
                 return BadInput("a volume of this request could not be preprocessed", 422)

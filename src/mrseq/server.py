@@ -42,6 +42,8 @@ def model_config(serve: dict) -> dict:
         "batchSize": int(serve["batch_size"]),
         "maxBatchDelay": int(serve["max_batch_delay_ms"]),
         "responseTimeout": int(serve["response_timeout_s"]),
+        # Read by the handler (context.model_yaml_config): the worker's heap cap.
+        "handler": {"memory_mb": int(serve.get("worker_memory_mb") or 0)},
     }
 
 

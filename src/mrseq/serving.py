@@ -170,6 +170,31 @@ def _npy(body: bytes, spacing: str | None) -> Item:
 REQUEST_PREFIX = "mrseq-req-"
 
 
+def cap_memory(megabytes: int | None) -> bool:
+    """Bound this process's heap (RLIMIT_DATA: every private writable mapping, so numpy's and
+    torch's large buffers too) so that a request needing more fails alone with MemoryError
+    instead of the pod's OOM killer taking every worker and request with it."""
+    import resource
+
+    if not megabytes:
+        return False
+    _, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    limit = int(megabytes) * 2**20
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
+    return True
+
+
+def out_of_memory(megabytes: int | None) -> BadInput:
+    cap = f"its {megabytes} MB memory cap" if megabytes else "the memory available"
+    return BadInput(
+        f"this request needs more memory than a worker has ({cap}); send fewer or smaller "
+        "volumes per request",
+        507,
+    )
+
+
 def sweep_stale_requests(root: str | None = None) -> list[str]:
     """Remove request folders left by worker processes that died mid-request (kill -9, OOM):
     each folder is named after the pid of the process that made it."""

@@ -19,7 +19,7 @@ from mrseq import server
 from mrseq.simulate import simulate_cohort
 
 pytestmark = pytest.mark.integration
-SERVE = {"batch_size": 4, "max_batch_delay_ms": 20, "workers": 1, "response_timeout_s": 60}
+SERVE = {"batch_size": 4, "max_batch_delay_ms": 20, "workers": 2, "response_timeout_s": 60}
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +100,36 @@ def test_fifty_concurrent_requests_all_answered(running, study):
     with ThreadPoolExecutor(16) as pool:
         answers = list(pool.map(lambda _: server.post(url, body)[0], range(50)))
     assert answers == [200] * 50
+
+
+def test_a_valid_request_does_not_wait_behind_a_slow_one(running):
+    """Two workers (serve.workers): while one decodes a 256 MB volume for seconds, small
+    requests sent meanwhile are answered by the other in well under 2 s each."""
+    import threading
+    import time
+
+    _, url, _, _ = running
+    big = io.BytesIO()
+    np.save(big, np.random.default_rng(0).random((400, 400, 400), dtype=np.float32))
+    small = nib.Nifti1Image(np.random.rand(24, 24, 8).astype(np.float32), np.diag([2, 2, 4, 1]))
+    slow: dict = {}
+
+    def send_slow():
+        start = time.monotonic()
+        slow["status"] = server.post(url, big.getvalue(), {"X-Spacing": "0.5,0.5,0.5"})[0]
+        slow["seconds"] = time.monotonic() - start
+
+    thread = threading.Thread(target=send_slow)
+    thread.start()
+    time.sleep(1.0)  # the slow request is in its worker
+    waits = []
+    while thread.is_alive() and len(waits) < 20:
+        start = time.monotonic()
+        assert server.post(url, small.to_bytes())[0] == 200
+        waits.append(time.monotonic() - start)
+    thread.join()
+    assert slow["status"] == 200 and slow["seconds"] > 3, slow  # it was slow enough to test
+    assert waits and max(waits) < 2.0, waits
 
 
 def test_ready_once_the_worker_serves(running):

@@ -316,3 +316,70 @@ def test_the_budget_comes_from_the_models_response_timeout(tmp_path):
     ctx.model_yaml_config = {"responseTimeout": 120}
     h.initialize(ctx)
     assert h.budget_s == 90
+
+
+CAPPED_WORKER = """
+import importlib.util, io, json, sys
+import numpy as np
+spec = importlib.util.spec_from_file_location("h", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+
+def vm_data_mb():
+    line = next(l for l in open("/proc/self/status") if l.startswith("VmData"))
+    return int(line.split()[1]) // 1024
+
+class Context:
+    system_properties = {"model_dir": sys.argv[2]}
+    metrics = None
+    def __init__(self, config=None):
+        self.model_yaml_config = config or {}
+        self.status = {}
+    def get_request_header(self, idx, key):
+        return None
+    def set_response_status(self, code=200, phrase="", idx=0):
+        self.status[idx] = code
+
+def npy(shape):
+    buf = io.BytesIO()
+    np.save(buf, np.random.default_rng(0).random(shape, dtype=np.float32))
+    return {"body": buf.getvalue(), "spacing": b"0.5,0.5,0.5"}
+
+handler = module.MrseqHandler()
+probe = Context()
+import torch  # load what the worker loads before measuring its baseline
+from mrseq.predict import Predictor
+Predictor.from_dir(sys.argv[2])
+bodies = [npy(shape) for shape in [(64, 64, 20), (400, 400, 400), (64, 64, 20)]]
+cap = vm_data_mb() + 400  # the bodies are already in memory, as a worker's would be
+handler.initialize(Context({"handler": {"memory_mb": cap}}))
+answers = []
+for body in bodies:
+    ctx = Context()
+    out = handler.handle([body], ctx)
+    error = out[0].get("error", "") if isinstance(out[0], dict) else ""
+    answers.append([ctx.status.get(0, 200), error])
+print(json.dumps(answers))
+"""
+
+
+def test_a_request_beyond_the_memory_cap_fails_alone_and_the_worker_serves_on(tmp_path):
+    """serve.worker_memory_mb caps the worker's heap: a 256 MB volume that needs ~1 GB more
+    than the worker holds answers 507 with the reason, and the next request is served."""
+    import subprocess
+    import sys
+
+    model = tiny_model_dir(tmp_path / "model")
+    script = tmp_path / "worker.py"
+    script.write_text(CAPPED_WORKER)
+    run = subprocess.run(
+        [sys.executable, str(script), str(ROOT / "serve" / "handler.py"), str(model)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**__import__("os").environ, "PYTHONPATH": str(ROOT / "src")},
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    answers = json.loads(run.stdout.strip().splitlines()[-1])
+    assert [a[0] for a in answers] == [200, 507, 200], answers
+    assert "memory" in answers[1][1] and "MB" in answers[1][1]
