@@ -19,9 +19,11 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from mrseq import server
 from mrseq.predict import Predictor
-from mrseq.serving import decode
+from mrseq.serving import archive, client, process
+from mrseq.serving.decode import decode
+
+CONFIG = Path("serve/config.properties")  # run from the checkout, like `make bench`
 
 
 def body() -> bytes:
@@ -73,21 +75,21 @@ def torchserve(model: Path, data: bytes, batch: int, n: int) -> dict:
             "workers": 1,
             "response_timeout_s": 120,
         }
-        server.build_mar(model, Path(tmp) / "store", serve)
+        archive.build_mar(model, Path(tmp) / "store", serve)
         base = random.randint(20000, 40000)
         ports = (base, base + 1, base + 2)
-        server.start(Path(tmp) / "store", Path(tmp) / "state", ports=ports)
+        process.start(Path(tmp) / "store", Path(tmp) / "state", CONFIG, ports=ports)
         try:
-            server.wait_ready(f"http://127.0.0.1:{ports[1]}", 180)
+            process.wait_ready(f"http://127.0.0.1:{ports[1]}", 180)
             url = f"http://127.0.0.1:{ports[0]}"
 
             def send():
-                status, _ = server.post(url, data)
+                status, _ = client.post(url, data)
                 assert status == 200, status
 
             return {c: run(send, n, c) for c in (1, 8)}
         finally:
-            server.stop(Path(tmp) / "state")
+            process.stop(Path(tmp) / "state")
 
 
 def main() -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from _common import setup
 from mrseq.params import stage_params
-from mrseq.server import build_mar
+from mrseq.serving.archive import build_mar
 
 
 def main() -> None:

@@ -70,3 +70,28 @@ def tiny_model_dir(root: Path, seed: int = 0) -> Path:
     spec = PreprocessSpec(spacing=(12.0, 12.0, 10.0), shape=TINY_SHAPE)
     export_model(net, spec, root, TINY_MODEL, {"note": "untrained test model"}, {})
     return root
+
+
+class Context:
+    """Enough of ts.context.Context to call the handler without a server: properties,
+    headers, statuses, metrics."""
+
+    def __init__(self, model_dir: Path, headers: list[dict] | None = None):
+        self.system_properties = {"model_dir": str(model_dir)}
+        self.headers = headers or [{}]
+        self.status: dict[int, tuple[int, str]] = {}
+        self.metrics = Metrics()
+
+    def get_request_header(self, idx, key):
+        return self.headers[idx].get(key) if idx < len(self.headers) else None
+
+    def set_response_status(self, code=200, phrase="", idx=0):
+        self.status[idx] = (code, phrase)
+
+
+class Metrics:
+    def __init__(self):
+        self.counts: list[tuple[str, dict]] = []
+
+    def add_counter(self, name, value, idx=None, dimensions=()):
+        self.counts.append((name, {d.name: d.value for d in dimensions}))

@@ -29,7 +29,7 @@ class MrseqHandler:
         import torch
 
         from mrseq.predict import Predictor
-        from mrseq.serving import cap_memory, sweep_stale_requests
+        from mrseq.serving.decode import cap_memory, sweep_stale_requests
 
         for path in sweep_stale_requests():  # a worker killed mid-request left these behind
             log.warning("removed a stale request folder %s", os.path.basename(path))
@@ -54,7 +54,7 @@ class MrseqHandler:
         import numpy as np
         import torch
 
-        from mrseq.serving import BadInput, Budget, decode, out_of_memory, records
+        from mrseq.serving.decode import BadInput, Budget, decode, out_of_memory, records
 
         budgets = [Budget(self.budget_s) for _ in data]
 
