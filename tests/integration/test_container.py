@@ -21,6 +21,7 @@ from mrseq.simulate import simulate_cohort
 
 pytestmark = [
     pytest.mark.integration,
+    pytest.mark.slow,
     pytest.mark.skipif(shutil.which("podman") is None, reason="podman is not installed"),
 ]
 ROOT = Path(__file__).resolve().parents[2]
