@@ -54,6 +54,13 @@ def study_zip(root: Path) -> bytes:
     return buf.getvalue()
 
 
+def test_the_archive_carries_the_whole_package_and_the_handler(running):
+    root, _, _, _ = running
+    names = set(zipfile.ZipFile(root / "store" / "mrseq.mar").namelist())
+    expected = {"handler.py", "mrseq/records.py", "mrseq/serving/decode.py", "mrseq/predict.py"}
+    assert expected <= names, sorted(names)[:20]
+
+
 def test_study_zip_nifti_and_npy(running, study):
     _, url, _, _ = running
     root, labels = study

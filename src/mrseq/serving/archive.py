@@ -11,6 +11,9 @@ from pathlib import Path
 
 import yaml
 
+import mrseq
+from mrseq.export import MODEL_FILE, SPEC_FILE
+
 MODEL_NAME = "mrseq"
 HANDLER = Path(__file__).with_name("handler.py")  # shipped in the package, found through it
 
@@ -41,7 +44,7 @@ def build_mar(
     with tempfile.TemporaryDirectory() as tmp:
         code = Path(tmp) / "code"
         shutil.copytree(
-            Path(__file__).parent,
+            Path(mrseq.__file__).parent,  # the whole package, whichever way it was installed
             code / "mrseq",
             ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
         )
@@ -54,11 +57,11 @@ def build_mar(
             "--version",
             version,
             "--serialized-file",
-            str(model_dir / "model.ts"),
+            str(model_dir / MODEL_FILE),
             "--handler",
             str(handler),
             "--extra-files",
-            f"{model_dir / 'model_spec.json'},{code}",
+            f"{model_dir / SPEC_FILE},{code}",
             "--config-file",
             str(config),
             "--export-path",
