@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+import yaml
 
 from mrseq.export import export_model
 from mrseq.nets import build_net
@@ -44,8 +45,15 @@ def tiny_processed(root: Path, per_class: int = 6, seed: int = 0) -> tuple[Path,
     return root, splits
 
 
+def real_params() -> dict:
+    """The project's params.yaml: tests shrink it rather than copy sections of it."""
+    return yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+
+
 def tiny_train_cfg(**over) -> dict:
-    train = {
+    """params.yaml's model and train sections, shrunk to seconds on CPU (new keys come along)."""
+    params = real_params()
+    shrink = {
         "epochs": 1,
         "batch_size": 8,
         "lr": 0.003,
@@ -53,15 +61,16 @@ def tiny_train_cfg(**over) -> dict:
         "label_smoothing": 0.0,
         "patience": 3,
         "augment_strength": 0.5,
-        "seed": 0,
         "num_workers": 0,
         "accelerator": "cpu",
         "mixed_precision": False,
         "wandb": False,
         "progress_bar": False,
     }
-    train.update(over)
-    return {"model": dict(TINY_MODEL), "train": train}
+    return {
+        "model": {**params["model"], **TINY_MODEL},
+        "train": {**params["train"], **shrink, **over},
+    }
 
 
 def tiny_model_dir(root: Path, seed: int = 0) -> Path:
