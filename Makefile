@@ -9,7 +9,7 @@ export DVC_NO_ANALYTICS := 1
 export WANDB_MODE ?= offline
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: help venv run test test-unit lint bench heldout clean
+.PHONY: help venv run test test-unit test-quick lint bench heldout clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -31,6 +31,9 @@ test: $(STAMP) ## all tests: fast unit tests and the marked integration tests
 
 test-unit: $(STAMP) ## fast unit tests only
 	$(BIN)/pytest -m "not integration"
+
+test-quick: $(STAMP) ## everything but the tests that take minutes (marked slow)
+	$(BIN)/pytest -m "not slow"
 
 lint: $(STAMP) ## ruff lint and format check
 	$(BIN)/ruff check src tests pipelines bench serve

@@ -78,8 +78,8 @@ def load_cfg(epochs: int) -> dict:
     return cfg
 
 
-def fit_and_export(cfg, processed: Path, splits: dict, spec: PreprocessSpec, out: Path) -> Path:
-    result = train_model(cfg, processed, splits, out / "train")
+def fit_and_export(cfg, processed, splits, spec: PreprocessSpec, out: Path, synthetic=None) -> Path:
+    result = train_model(cfg, processed, splits, out / "train", synthetic=synthetic)
     model_params = json.loads((out / "train" / "config.json").read_text())["model"]
     net = load_classifier(result["best_checkpoint"], model_params).net
     export_model(net, spec, out / "model", model_params, {}, {})
@@ -97,22 +97,68 @@ def score(pred: pd.DataFrame) -> dict:
     }
 
 
-def run_condition(name, keep, cfg, processed, splits, spec, bench, work) -> dict:
+def without(synthetic: Path | None, keep, work: Path) -> tuple[Path | None, int]:
+    """A synthetic folder (index + a link to the arrays) without the condition's volumes."""
+    if synthetic is None:
+        return None, 0
+    index = pd.read_csv(synthetic / "index.csv")
+    index["manufacturer"] = index["vendor"]  # what the condition predicates read
+    out = work / "synthetic"
+    out.mkdir(parents=True)
+    (out / "arrays").symlink_to((synthetic / "arrays").resolve())
+    held = keep(index)
+    index[~held].drop(columns="manufacturer").to_csv(out / "index.csv", index=False)
+    return out, int(held.sum())
+
+
+def synthesized(spec: PreprocessSpec, work: Path) -> Path:
+    """The synthetic training set again, in a representation variant's spec (params.yaml's
+    synthesize settings: this costs what the synthesize stage costs)."""
+    from mrseq.simulate.synth import synthesize_cohort
+
+    p = yaml.safe_load(Path("params.yaml").read_text())
+    s = p["synthesize"]
+    min_pixel = float(s["min_pixel_mm"])
+    if spec.detail_spacing is not None:  # render as fine as the finest input grid
+        min_pixel = min(min_pixel, min(spec.detail_spacing[:2]))
+    out = work / "synthetic"
+    synthesize_cohort(
+        out,
+        int(s["patients"]),
+        int(s["seed"]),
+        spec,
+        min_pixel=min_pixel,
+        anatomy_step=float(s["anatomy_step_mm"]),
+        scale=float(p["simulate"]["resolution_scale"]),
+        workers=os.cpu_count() or 1,
+        progress=False,
+    )
+    return out
+
+
+def run_condition(name, keep, cfg, processed, splits, spec, bench, work, synthetic) -> dict:
     index = pd.read_csv(processed / "index.csv")
     drop = set(index[keep(index)].volume_id)
     reduced = {s: [v for v in ids if v not in drop] for s, ids in splits.items()}
-    model = fit_and_export(cfg, processed, reduced, spec, work)
+    synthetic, dropped_synthetic = without(synthetic, keep, work)
+    model = fit_and_export(cfg, processed, reduced, spec, work, synthetic)
     test = bench[keep(bench)]
     pred = predict_table(Predictor.from_dir(model), Path("data/benchmark/interim"), test, False)
-    return {"condition": name, "dropped_from_training": len(drop), **score(pred)}
+    return {
+        "condition": name,
+        "dropped_from_training": len(drop) + dropped_synthetic,
+        **score(pred),
+    }
 
 
-def run_variant(name, cfg, splits, base: PreprocessSpec, bench, work, wanted) -> dict:
+def run_variant(name, cfg, splits, base: PreprocessSpec, bench, work, wanted, synthetic) -> dict:
     spec = PreprocessSpec.from_dict({**base.to_dict(), **VARIANTS[name]})
     processed = work / "processed"
     labelled = pd.read_csv("data/interim/labelled.csv")
     preprocess_index(labelled, Path("data/interim"), processed, spec, os.cpu_count() or 1, False)
-    model = fit_and_export(cfg, processed, splits, spec, work)
+    if synthetic is not None and spec != base:
+        synthetic = synthesized(spec, work)
+    model = fit_and_export(cfg, processed, splits, spec, work, synthetic)
     pred = predict_table(Predictor.from_dir(model), Path("data/benchmark/interim"), bench, False)
     band = band_of(pred)
     row = {"variant": name, "spec": VARIANTS[name], **score(pred)}
@@ -136,6 +182,12 @@ def main() -> None:
         "--variants", default="percentile,log,detail", help=f"of {sorted(VARIANTS)}"
     )
     parser.add_argument("--out", default="reports/heldout")
+    parser.add_argument(
+        "--synthetic",
+        default="",
+        help="also train on this synthesize-stage folder (e.g. data/synthetic), dropping each "
+        "held-out condition from it too; variants other than params.yaml's re-synthesise it",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     warnings.filterwarnings("ignore")
@@ -146,6 +198,7 @@ def main() -> None:
     spec = PreprocessSpec.from_dict(params)
     bench = pd.read_csv("data/benchmark/interim/labelled.csv")
     cfg = load_cfg(args.epochs)
+    synthetic = Path(args.synthetic) if args.synthetic else None
     index = pd.read_csv(processed / "index.csv")
     train_rows = index[index.volume_id.isin(set(splits["train"]))]
     wanted = every = conditions(train_rows)
@@ -156,6 +209,7 @@ def main() -> None:
         wanted = {k: v for k, v in wanted.items() if any(n.lower() in k.lower() for n in names)}
     result = {
         "epochs": args.epochs,
+        "synthetic": args.synthetic or None,
         "date": time.strftime("%Y-%m-%d"),
         "conditions": [],
         "variants": [],
@@ -165,7 +219,7 @@ def main() -> None:
     for name in [v for v in args.variants.split(",") if v]:
         start = time.time()
         with tempfile.TemporaryDirectory() as work:
-            row = run_variant(name, cfg, splits, spec, bench, Path(work), every)
+            row = run_variant(name, cfg, splits, spec, bench, Path(work), every, synthetic)
         row["seconds"] = round(time.time() - start)
         print(json.dumps(row), flush=True)
         result["variants"].append(row)
@@ -173,7 +227,9 @@ def main() -> None:
     for name, keep in wanted.items():
         start = time.time()
         with tempfile.TemporaryDirectory() as work:
-            row = run_condition(name, keep, cfg, processed, splits, spec, bench, Path(work))
+            row = run_condition(
+                name, keep, cfg, processed, splits, spec, bench, Path(work), synthetic
+            )
         row["seconds"] = round(time.time() - start)
         print(json.dumps(row), flush=True)
         result["conditions"].append(row)

@@ -1,45 +1,86 @@
-"""In-process Predictor vs TorchServe on the same inputs, in one run.
+"""TorchServe against the in-process Predictor on the same inputs, in one run (issue #13).
 
-Reports p50/p95 latency and throughput for: the in-process path (decode + preprocess + forward,
-exactly what the handler runs), TorchServe with batch size 1, and TorchServe with dynamic
-batching (batch 8), each with 1 and 8 concurrent clients. Goals: TorchServe p50 / in-process
-p50 <= 1.15 at batch 1; throughput with batching / without at 8 clients >= 1.5.
-Usage: python bench/serve.py [--model models/mrseq] [--requests 40]
+Inputs: a NIfTI volume, a zipped DICOM T2 series (384 x 384 x 28) and a zipped multi-b DWI
+series (3 b-values x 20 slices of 128 x 128). For each: where the time goes in-process
+(decode, preprocess, forward, records + JSON), p50/p95 and throughput in-process (1 / 8 / 16
+threads) and through TorchServe (workers x batch settings, 1 / 8 / 16 clients), and the worker
+RSS over --rss-requests requests. Ends with the two ratio lines of the issue (DICOM T2 zip,
+8 clients, best TorchServe setting):
+    ratio p50 torchserve/in-process 1.12
+    ratio throughput torchserve/in-process 0.91
+Usage: python bench/serve.py [--model models/mrseq] [--requests 48] [--rss-requests 1000]
 """
 
 from __future__ import annotations
 
 import argparse
+import io
+import json
 import random
 import tempfile
 import time
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import psutil
 
-from mrseq import server
+from mrseq.dicom_write import Geometry, SeriesToWrite, new_uid, write_series
 from mrseq.predict import Predictor
-from mrseq.serving import decode
+from mrseq.serving import archive, client, process
+from mrseq.serving.decode import decode, records
+
+CONFIG = Path("serve/config.properties")  # run from the checkout, like `make bench`
+SETTINGS = [(1, 1), (2, 1), (2, 8)]  # (workers, batch size)
+CLIENTS = (1, 8, 16)
 
 
-def body() -> bytes:
-    """A T2-like NIfTI volume: 320 x 320 x 24 at 0.55 x 0.55 x 3.3 mm."""
+def nifti() -> bytes:
     rng = np.random.default_rng(0)
-    image = nib.Nifti1Image(
-        rng.random((320, 320, 24)).astype(np.float32) * 1000, np.diag([0.55, 0.55, 3.3, 1])
+    volume = rng.random((320, 320, 24)).astype(np.float32) * 1000
+    return nib.Nifti1Image(volume, np.diag([0.55, 0.55, 3.3, 1])).to_bytes()
+
+
+def dicom_zip(shape, b_values, spacing, description: str) -> bytes:
+    rng = np.random.default_rng(1)
+    stacks = [rng.integers(0, 3000, shape).astype(np.uint16) for _ in b_values]
+    geometry = Geometry(
+        np.array([-100.0, -100.0, -40.0]), np.array([1.0, 0, 0]), np.array([0, 1.0, 0]), spacing
     )
-    return image.to_bytes()
+    tags = dict(
+        PatientID="BENCH",
+        StudyInstanceUID=new_uid(),
+        SeriesInstanceUID=new_uid(),
+        SeriesDescription=description,
+        Manufacturer="SIEMENS",
+        ScanningSequence="EP" if b_values[0] is not None else "SE",
+        FrameOfReferenceUID=new_uid(),
+    )
+    style = "siemens" if b_values[0] is not None else None
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = write_series(tmp, SeriesToWrite(stacks, geometry, tags, list(b_values), style))
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as z:
+            for n, path in enumerate(paths):
+                z.write(path, f"{n:05d}.dcm")
+    return buf.getvalue()
+
+
+def inputs() -> dict[str, bytes]:
+    return {
+        "NIfTI 320x320x24": nifti(),
+        "DICOM zip T2 384x384x28": dicom_zip((384, 384, 28), [None], (0.5, 0.5, 3.3), "t2_tse"),
+        "DICOM zip DWI 3b x 128x128x20": dicom_zip(
+            (128, 128, 20), [0.0, 800.0, 1400.0], (2.0, 2.0, 4.0), "ep2d_diff"
+        ),
+    }
 
 
 def stats(latencies: list[float], wall: float) -> dict:
     ms = np.array(latencies) * 1000
-    return {
-        "p50": float(np.percentile(ms, 50)),
-        "p95": float(np.percentile(ms, 95)),
-        "rps": len(latencies) / wall,
-    }
+    return {"p50": float(np.median(ms)), "p95": float(np.percentile(ms, 95)), "rps": len(ms) / wall}
 
 
 def run(send, n: int, clients: int) -> dict:
@@ -48,72 +89,146 @@ def run(send, n: int, clients: int) -> dict:
         send()
         return time.perf_counter() - start
 
-    for _ in range(3):
+    for _ in range(2):
         send()  # warm-up
     start = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
-        latencies = list(pool.map(one, range(n)))
+        latencies = list(pool.map(one, range(max(n, clients))))
     return stats(latencies, time.perf_counter() - start)
 
 
+def breakdown(predictor: Predictor, data: bytes, repeats: int = 5) -> dict:
+    """Median ms per step of what the handler runs, in-process."""
+    steps: dict[str, list[float]] = {"decode": [], "preprocess": [], "forward": [], "json": []}
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        decoded = decode(data, "0.5,0.5,3.3")
+        t1 = time.perf_counter()
+        batch = np.stack([predictor.tensor(i.array, i.affine).numpy() for i in decoded.items])
+        t2 = time.perf_counter()
+        import torch
+
+        probs = predictor.probabilities(torch.from_numpy(batch))
+        t3 = time.perf_counter()
+        json.dumps(records(predictor, decoded, probs))
+        t4 = time.perf_counter()
+        for name, a, b in zip(steps, (t0, t1, t2, t3), (t1, t2, t3, t4), strict=True):
+            steps[name].append((b - a) * 1000)
+    return {k: float(np.median(v)) for k, v in steps.items()}
+
+
 def in_process(predictor: Predictor, data: bytes):
+    import torch
+
     def send():
         decoded = decode(data)
-        item = decoded.items[0]
-        predictor.probabilities(predictor.tensor(item.array, item.affine)[None])
+        batch = torch.stack([predictor.tensor(i.array, i.affine) for i in decoded.items])
+        json.dumps(records(predictor, decoded, predictor.probabilities(batch)))
 
     return send
 
 
-def torchserve(model: Path, data: bytes, batch: int, n: int) -> dict:
+def workers_rss(state: Path) -> float:
+    """Summed RSS (MB) of the Python workers under the TorchServe frontend."""
+    pid = int((state / "tmp" / ".model_server.pid").read_text().strip())
+    kids = psutil.Process(pid).children(recursive=True)
+    return sum(k.memory_info().rss for k in kids if "python" in k.name().lower()) / 2**20
+
+
+def torchserve(model: Path, bodies: dict, workers: int, batch: int, n: int, rss_n: int) -> dict:
+    serve = {
+        "batch_size": batch,
+        "max_batch_delay_ms": 20,
+        "workers": workers,
+        "response_timeout_s": 120,
+        "worker_memory_mb": 1536,
+    }
     with tempfile.TemporaryDirectory() as tmp:
-        serve = {
-            "batch_size": batch,
-            "max_batch_delay_ms": 30,
-            "workers": 1,
-            "response_timeout_s": 120,
-        }
-        server.build_mar(model, Path(tmp) / "store", serve)
+        archive.build_mar(model, Path(tmp) / "store", serve)
         base = random.randint(20000, 40000)
-        ports = (base, base + 1, base + 2)
-        server.start(Path(tmp) / "store", Path(tmp) / "state", ports=ports)
+        ports, state = (base, base + 1, base + 2), Path(tmp) / "state"
+        process.start(Path(tmp) / "store", state, CONFIG, ports=ports)
         try:
-            server.wait_ready(f"http://127.0.0.1:{ports[1]}", 180)
+            process.wait_ready(f"http://127.0.0.1:{ports[1]}", 180)
             url = f"http://127.0.0.1:{ports[0]}"
-
-            def send():
-                status, _ = server.post(url, data)
-                assert status == 200, status
-
-            return {c: run(send, n, c) for c in (1, 8)}
+            out = {}
+            for name, data in bodies.items():
+                out[name] = {c: run(_poster(url, data), n, c) for c in CLIENTS}
+            if rss_n:
+                out["rss"] = _rss(url, bodies["NIfTI 320x320x24"], state, rss_n)
+            return out
         finally:
-            server.stop(Path(tmp) / "state")
+            process.stop(state)
+
+
+def _poster(url: str, data: bytes):
+    def send():
+        status, _ = client.post(url, data, {"X-Spacing": "0.5,0.5,3.3"})
+        assert status == 200, status
+
+    return send
+
+
+def _rss(url: str, data: bytes, state: Path, n: int) -> dict:
+    send = _poster(url, data)
+    for _ in range(20):
+        send()
+    before = workers_rss(state)
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda _: send(), range(n)))
+    after = workers_rss(state)
+    return {"requests": n, "before_mb": before, "after_mb": after, "growth": after / before - 1}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="models/mrseq")
-    parser.add_argument("--requests", type=int, default=40)
+    parser.add_argument("--requests", type=int, default=48)
+    parser.add_argument("--rss-requests", type=int, default=1000)
     args = parser.parse_args()
     import torch
 
     torch.set_num_threads(1)  # as in a TorchServe worker (MRSEQ_TORCH_THREADS=1)
-    data, model = body(), Path(args.model)
+    model, bodies = Path(args.model), inputs()
     predictor = Predictor.from_dir(model)
-    results = {
-        "in-process": {c: run(in_process(predictor, data), args.requests, c) for c in (1, 8)},
-        "torchserve batch 1": torchserve(model, data, 1, args.requests),
-        "torchserve batch 8": torchserve(model, data, 8, args.requests),
-    }
-    print(f"input: NIfTI 320x320x24 float32 ({len(data) / 1e6:.1f} MB), model {model}")
-    print(f"{'path':<20} {'clients':>7} {'p50 ms':>8} {'p95 ms':>8} {'req/s':>7}")
-    for name, by_clients in results.items():
-        for clients, s in by_clients.items():
-            print(f"{name:<20} {clients:>7} {s['p50']:>8.1f} {s['p95']:>8.1f} {s['rps']:>7.2f}")
-    ratio = results["torchserve batch 1"][1]["p50"] / results["in-process"][1]["p50"]
-    gain = results["torchserve batch 8"][8]["rps"] / results["torchserve batch 1"][8]["rps"]
-    print(f"TorchServe p50 / in-process p50 (1 client, batch 1): {ratio:.2f} (goal <= 1.15)")
-    print(f"throughput batch 8 / batch 1 at 8 clients: {gain:.2f} (goal >= 1.5)")
+    print(
+        f"model {model}; inputs: "
+        + ", ".join(f"{k} ({len(v) / 1e6:.1f} MB)" for k, v in bodies.items())
+    )
+    print("\nwhere the time goes in-process (median ms): decode, preprocess, forward, records+JSON")
+    for name, data in bodies.items():
+        b = breakdown(predictor, data)
+        print(f"  {name:<30} " + "  ".join(f"{k} {v:7.1f}" for k, v in b.items()))
+    results = {"in-process": {}}
+    for name, data in bodies.items():
+        results["in-process"][name] = {
+            c: run(in_process(predictor, data), args.requests, c) for c in CLIENTS
+        }
+    for workers, batch in SETTINGS:
+        key = f"torchserve w{workers} b{batch}"
+        rss_n = args.rss_requests if (workers, batch) == SETTINGS[-1] else 0
+        results[key] = torchserve(model, bodies, workers, batch, args.requests, rss_n)
+    print(f"\n{'path':<22} {'input':<30} {'clients':>7} {'p50 ms':>8} {'p95 ms':>8} {'req/s':>7}")
+    for path, by_input in results.items():
+        for name, by_clients in by_input.items():
+            if name == "rss":
+                continue
+            for c, s in by_clients.items():
+                row = f"{s['p50']:>8.1f} {s['p95']:>8.1f} {s['rps']:>7.2f}"
+                print(f"{path:<22} {name:<30} {c:>7} {row}")
+    rss = results[f"torchserve w{SETTINGS[-1][0]} b{SETTINGS[-1][1]}"]["rss"]
+    print(
+        f"\nworker RSS over {rss['requests']} requests: {rss['before_mb']:.0f} -> "
+        f"{rss['after_mb']:.0f} MB ({100 * rss['growth']:+.1f} %, goal <= +10 %)"
+    )
+    t2 = "DICOM zip T2 384x384x28"
+    local = results["in-process"][t2]
+    served = [v[t2] for k, v in results.items() if k != "in-process"]
+    best = max(served, key=lambda s: s[8]["rps"])
+    print(
+        f"ratio p50 torchserve/in-process {min(s[1]['p50'] for s in served) / local[1]['p50']:.2f}"
+    )
+    print(f"ratio throughput torchserve/in-process {best[8]['rps'] / local[8]['rps']:.2f}")
 
 
 if __name__ == "__main__":

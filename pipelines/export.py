@@ -13,22 +13,33 @@ from mrseq.export import export_model, file_md5, fit_temperature
 from mrseq.params import stage_params
 from mrseq.preprocess import PreprocessSpec
 from mrseq.sequences import CLASSES
-from mrseq.training import load_classifier
+from mrseq.training import load_classifier, synthetic_split
 
 
-def validation_temperature(net, index: pd.DataFrame, folder: Path, val_ids) -> float:
-    """Fit the softmax temperature on the validation split's preprocessed arrays."""
-    rows = index[index.volume_id.isin(set(val_ids))]
-    if rows.empty:
-        return 1.0
-    logits = []
+def validation_temperature(net, parts: list[tuple[Path, pd.DataFrame]]) -> float:
+    """Fit the softmax temperature on the validation volumes: (folder, rows) per source."""
+    logits, labels = [], []
     with torch.no_grad():
-        for start in range(0, len(rows), 16):
-            chunk = rows.iloc[start : start + 16]
-            x = np.stack([np.load(folder / f).astype(np.float32) for f in chunk.array])
-            logits.append(net.eval()(torch.from_numpy(x)))
-    labels = torch.tensor([CLASSES.index(c) for c in rows.label])
-    return fit_temperature(torch.cat(logits), labels)
+        for folder, rows in parts:
+            for start in range(0, len(rows), 16):
+                chunk = rows.iloc[start : start + 16]
+                x = np.stack([np.load(folder / f).astype(np.float32) for f in chunk.array])
+                logits.append(net.eval()(torch.from_numpy(x)))
+            labels += [CLASSES.index(c) for c in rows.label]
+    if not labels:
+        return 1.0
+    return fit_temperature(torch.cat(logits), torch.tensor(labels))
+
+
+def validation_parts(index, folder: Path, val_ids, synthetic: str | None, train_cfg: dict):
+    """The DICOM validation split plus the synthetic patients training held out for validation
+    (train.synthetic_val_fraction): one scalar fitted on hundreds of volumes, not dozens."""
+    parts = [(folder, index[index.volume_id.isin(set(val_ids))])]
+    if synthetic:
+        extra = pd.read_csv(Path(synthetic) / "index.csv")
+        fraction = float(train_cfg.get("synthetic_val_fraction", 0.0))
+        parts.append((Path(synthetic), synthetic_split(extra, fraction, int(train_cfg["seed"]))[1]))
+    return parts
 
 
 def main() -> None:
@@ -38,11 +49,13 @@ def main() -> None:
     parser.add_argument("--train-metrics", required=True)
     parser.add_argument("--index", required=True, help="processed index.csv")
     parser.add_argument("--splits", required=True)
+    parser.add_argument("--synthetic", help="synthesize-stage folder (its validation patients)")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     setup()
     spec = PreprocessSpec.from_dict(stage_params("export")["preprocess"])
-    model_params = json.loads(Path(args.config).read_text())["model"]
+    config = json.loads(Path(args.config).read_text())
+    model_params = config["model"]
     net = load_classifier(args.checkpoint, model_params).net
     index = pd.read_csv(args.index)
     splits = json.loads(Path(args.splits).read_text())
@@ -58,9 +71,16 @@ def main() -> None:
         "processed_index_md5": file_md5(args.index),
         "splits_md5": file_md5(args.splits),
     }
-    temperature = validation_temperature(net, index, Path(args.index).parent, splits["val"])
+    parts = validation_parts(
+        index, Path(args.index).parent, splits["val"], args.synthetic, config["train"]
+    )
+    temperature = validation_temperature(net, parts)
     export_model(net, spec, args.out, model_params, training, fingerprints, temperature)
-    print(f"exported to {args.out} (softmax temperature {temperature:.3f}, fitted on val)")
+    n_val = sum(len(rows) for _, rows in parts)
+    print(
+        f"exported to {args.out} (softmax temperature {temperature:.3f}, "
+        f"fitted on {n_val} validation volumes)"
+    )
 
 
 if __name__ == "__main__":

@@ -5,8 +5,9 @@ import json
 from pathlib import Path
 
 from _common import setup
+from mrseq.export import SPEC_FILE
 from mrseq.params import stage_params
-from mrseq.server import build_mar
+from mrseq.serving.archive import build_mar
 
 
 def main() -> None:
@@ -16,7 +17,7 @@ def main() -> None:
     args = parser.parse_args()
     setup()
     serve = stage_params("package")["serve"].plain()
-    spec = json.loads((Path(args.model) / "model_spec.json").read_text())
+    spec = json.loads((Path(args.model) / SPEC_FILE).read_text())
     version = spec.get("git_revision", "unknown")[:12] or "1.0"
     mar = build_mar(args.model, args.out, serve, version=version)
     print(f"wrote {mar} ({mar.stat().st_size / 1e6:.1f} MB)")

@@ -17,9 +17,7 @@ def main() -> None:
     args = parser.parse_args()
     setup()
     p = stage_params("preprocess")["preprocess"]
-    spec = PreprocessSpec.from_dict(
-        {k: p[k] for k in ("spacing", "shape", "percentiles", "antialias", "intensity")}
-    )
+    spec = PreprocessSpec.from_dict(p)  # every spec field params.yaml sets
     interim = Path(args.interim)
     index = pd.read_csv(interim / "labelled.csv")
     kept = preprocess_index(index, interim, Path(args.out), spec, workers(p["workers"]))

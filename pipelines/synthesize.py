@@ -21,9 +21,7 @@ def main() -> None:
     if seed in (int(p["simulate"]["seed"]), int(p["benchmark"]["seed"])):
         raise SystemExit("synthesize.seed must differ from simulate.seed and benchmark.seed")
     pre = p["preprocess"]
-    spec = PreprocessSpec.from_dict(
-        {k: pre[k] for k in ("spacing", "shape", "percentiles", "antialias", "intensity")}
-    )
+    spec = PreprocessSpec.from_dict(pre)  # every spec field params.yaml sets
     if int(s["patients"]) == 0:  # your own data alone: an empty index training can take
         (Path(args.out) / "arrays").mkdir(parents=True, exist_ok=True)
         pd.DataFrame(columns=INDEX_COLUMNS).to_csv(Path(args.out) / "index.csv", index=False)

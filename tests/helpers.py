@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+import yaml
 
 from mrseq.export import export_model
 from mrseq.nets import build_net
@@ -44,8 +45,15 @@ def tiny_processed(root: Path, per_class: int = 6, seed: int = 0) -> tuple[Path,
     return root, splits
 
 
+def real_params() -> dict:
+    """The project's params.yaml: tests shrink it rather than copy sections of it."""
+    return yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+
+
 def tiny_train_cfg(**over) -> dict:
-    train = {
+    """params.yaml's model and train sections, shrunk to seconds on CPU (new keys come along)."""
+    params = real_params()
+    shrink = {
         "epochs": 1,
         "batch_size": 8,
         "lr": 0.003,
@@ -53,15 +61,16 @@ def tiny_train_cfg(**over) -> dict:
         "label_smoothing": 0.0,
         "patience": 3,
         "augment_strength": 0.5,
-        "seed": 0,
         "num_workers": 0,
         "accelerator": "cpu",
         "mixed_precision": False,
         "wandb": False,
         "progress_bar": False,
     }
-    train.update(over)
-    return {"model": dict(TINY_MODEL), "train": train}
+    return {
+        "model": {**params["model"], **TINY_MODEL},
+        "train": {**params["train"], **shrink, **over},
+    }
 
 
 def tiny_model_dir(root: Path, seed: int = 0) -> Path:
@@ -70,3 +79,28 @@ def tiny_model_dir(root: Path, seed: int = 0) -> Path:
     spec = PreprocessSpec(spacing=(12.0, 12.0, 10.0), shape=TINY_SHAPE)
     export_model(net, spec, root, TINY_MODEL, {"note": "untrained test model"}, {})
     return root
+
+
+class Context:
+    """Enough of ts.context.Context to call the handler without a server: properties,
+    headers, statuses, metrics."""
+
+    def __init__(self, model_dir: Path, headers: list[dict] | None = None):
+        self.system_properties = {"model_dir": str(model_dir)}
+        self.headers = headers or [{}]
+        self.status: dict[int, tuple[int, str]] = {}
+        self.metrics = Metrics()
+
+    def get_request_header(self, idx, key):
+        return self.headers[idx].get(key) if idx < len(self.headers) else None
+
+    def set_response_status(self, code=200, phrase="", idx=0):
+        self.status[idx] = (code, phrase)
+
+
+class Metrics:
+    def __init__(self):
+        self.counts: list[tuple[str, dict]] = []
+
+    def add_counter(self, name, value, idx=None, dimensions=()):
+        self.counts.append((name, {d.name: d.value for d in dimensions}))

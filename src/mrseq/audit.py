@@ -13,9 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from mrseq.ingest import load_saved_volume
 from mrseq.labels import attach_labels
+from mrseq.preprocess import normalise
 
 HISTOGRAM_BINS = 32
 GEOMETRY_LIMIT = 0.55
@@ -35,8 +37,7 @@ def histogram_features(interim: Path, table: pd.DataFrame) -> np.ndarray:
     rows = []
     for file in table["file"]:
         array, _ = load_saved_volume(interim / file)
-        low, high = np.percentile(array, [0.5, 99.5])
-        norm = np.clip((array - low) / max(high - low, 1e-6), 0, 1)
+        norm = normalise(torch.from_numpy(np.asarray(array, np.float32)), 0.5, 99.5).numpy()
         hist, _ = np.histogram(norm, bins=HISTOGRAM_BINS, range=(0, 1))
         rows.append(hist / hist.sum())
     return np.array(rows)

@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import sys
+from pathlib import Path
 
 
 def _workers(value: str) -> int:
@@ -233,7 +234,7 @@ def _add_serve(sub) -> None:
     )
     p.add_argument("--model-store", default="models/store")
     p.add_argument("--state", default=".serve", help="pid file, unpacked models and logs")
-    p.add_argument("--config", default=None, help="config.properties (default: serve/)")
+    p.add_argument("--config", default="serve/config.properties", help="TorchServe config")
     p.add_argument("--host", default="127.0.0.1", help="inference/metrics bind address")
     p.add_argument("--ports", default="8080,8081,8082", help="inference,management,metrics")
     p.add_argument("--foreground", action="store_true")
@@ -245,27 +246,30 @@ def _add_serve(sub) -> None:
 def _run_serve(args) -> int:
     import signal
 
-    from mrseq import server
+    from mrseq.serving import process
 
     if args.stop:
-        server.stop(args.state)
+        process.stop(args.state)
         print("stopped")
         return 0
     ports = tuple(int(v) for v in args.ports.split(","))
-    config = args.config or server.DEFAULT_CONFIG
-    proc = server.start(args.model_store, args.state, config, ports, args.host, args.foreground)
-    server.wait_ready(f"http://127.0.0.1:{ports[1]}", args.timeout)
+    config = Path(args.config)
+    if not config.is_file():
+        print(f"mrseq serve: no TorchServe config at {config} (pass --config)", file=sys.stderr)
+        return 2
+    proc = process.start(args.model_store, args.state, config, ports, args.host, args.foreground)
+    process.wait_ready(f"http://127.0.0.1:{ports[1]}", args.timeout)
     print(
         f"mrseq model READY: inference http://{args.host}:{ports[0]}/predictions/mrseq, "
         f"metrics http://{args.host}:{ports[2]}/metrics"
     )
     if proc is None:
         return 0
-    signal.signal(signal.SIGTERM, lambda *_: server.stop(args.state))
+    signal.signal(signal.SIGTERM, lambda *_: process.stop(args.state))
     try:
         return proc.wait()
     except KeyboardInterrupt:
-        server.stop(args.state)
+        process.stop(args.state)
         return proc.wait()
 
 
@@ -283,7 +287,7 @@ def _add_ready(sub) -> None:
 
 
 def _run_ready(args) -> int:
-    from mrseq.server import worker_status
+    from mrseq.serving.process import worker_status
 
     ready, why, _ = worker_status(args.management, args.timeout)
     if not ready:
@@ -314,7 +318,7 @@ def _run_classify(args) -> int:
     import urllib.error
 
     from mrseq.predict import format_records
-    from mrseq.server import classify
+    from mrseq.serving.client import classify
 
     with tempfile.TemporaryDirectory(prefix="mrseq-pacs-") as tmp:
         (path,) = _sources(args, tmp)

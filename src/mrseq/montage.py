@@ -7,17 +7,18 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from mrseq.ingest import load_saved_volume
 from mrseq.labels import attach_labels
+from mrseq.preprocess import normalise
 from mrseq.sequences import CLASSES
 
 
 def _mid_slice(path: Path) -> np.ndarray:
     array, _ = load_saved_volume(path)
     plane = array[:, :, array.shape[2] // 2].T  # rows down, columns across, as on a viewer
-    low, high = np.percentile(plane, [1, 99.5])
-    return np.clip((plane - low) / max(high - low, 1e-6), 0, 1)
+    return normalise(torch.from_numpy(np.asarray(plane, np.float32)), 1, 99.5).numpy()
 
 
 def _pick(table: pd.DataFrame, label: str, n: int) -> pd.DataFrame:

@@ -16,24 +16,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mrseq.dicom import Volume, header_geometry, load_volume, plane_of, scan
+from mrseq import records as schema
+from mrseq.dicom import Volume, header_geometry, load_volume, scan
 from mrseq.export import MODEL_FILE, SPEC_FILE
 from mrseq.preprocess import PreprocessSpec, preprocess_volume
-from mrseq.sequences import UNKNOWN, header_hint
 from mrseq.validate import why_bad_geometry, why_unusable
-
-RECORD_FIELDS = [
-    "path",
-    "series_uid",
-    "series_description",
-    "b_value_header",
-    "label",
-    "confidence",
-    "probabilities",
-    "header_hint",
-    "agrees_with_header",
-    "warnings",
-]
 
 
 @dataclass
@@ -77,25 +64,7 @@ class Predictor:
         return np.concatenate(out) if out else np.zeros((0, len(self.classes)))
 
     def record(self, volume: Volume, probs: np.ndarray) -> dict:
-        group, ds = volume.group, volume.group.first
-        hint = header_hint(ds, group.b_value)
-        label = self.classes[int(np.argmax(probs))]
-        return {
-            "path": os.path.dirname(group.instances[0].path),
-            "series_uid": group.instances[0].series_uid,
-            "volume_id": group.volume_id,
-            "series_description": str(ds.get("SeriesDescription", "")),
-            "b_value_header": group.b_value,
-            "plane": plane_of(group.instances[0].orientation),
-            "label": label,
-            "confidence": round(float(np.max(probs)), 4),
-            "probabilities": {
-                c: round(float(p), 4) for c, p in zip(self.classes, probs, strict=True)
-            },
-            "header_hint": hint.label,
-            "agrees_with_header": None if hint.label == UNKNOWN else hint.label == label,
-            "warnings": list(volume.warnings),
-        }
+        return schema.prediction(self.classes, probs, volume, model_version=self.version)
 
     def predict_volumes(self, volumes: list[Volume]) -> list[dict]:
         probs = self.predict_arrays([(v.array, v.affine) for v in volumes])
@@ -128,7 +97,7 @@ class Predictor:
 
 
 def _problem(path: str, why: str, volume_id: str = "") -> dict:
-    return {"path": path, "volume_id": volume_id, "label": None, "warnings": [why]}
+    return schema.problem(why, path=path, volume_id=volume_id)
 
 
 def format_records(records: list[dict], fmt: str = "json") -> str:
@@ -136,7 +105,7 @@ def format_records(records: list[dict], fmt: str = "json") -> str:
         return "\n".join(json.dumps(r) for r in records)
     if fmt == "csv":
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=RECORD_FIELDS, extrasaction="ignore")
+        writer = csv.DictWriter(buf, fieldnames=list(schema.FIELDS), extrasaction="ignore")
         writer.writeheader()
         for r in records:
             writer.writerow(

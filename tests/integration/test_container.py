@@ -16,11 +16,12 @@ from pathlib import Path
 import pytest
 
 from helpers import tiny_model_dir
-from mrseq import server
+from mrseq.serving import archive, client
 from mrseq.simulate import simulate_cohort
 
 pytestmark = [
     pytest.mark.integration,
+    pytest.mark.slow,
     pytest.mark.skipif(shutil.which("podman") is None, reason="podman is not installed"),
 ]
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,7 +68,7 @@ def wait_ready_inside(name: str, timeout: float = 180) -> None:
 
 def test_serve_image_classifies_a_study(image, tmp_path):
     store = tmp_path / "store"
-    server.build_mar(
+    archive.build_mar(
         tiny_model_dir(tmp_path / "model"),
         store,
         {"batch_size": 1, "max_batch_delay_ms": 10, "workers": 1, "response_timeout_s": 60},
@@ -102,7 +103,7 @@ def test_serve_image_classifies_a_study(image, tmp_path):
         url = f"http://127.0.0.1:{port}"
         wait_healthy(url)
         wait_ready_inside(name)
-        records = server.classify(tmp_path / "study", url)
+        records = client.classify(tmp_path / "study", url)
         assert len([r for r in records if r.get("label")]) == len(labels)
         user = sh(*PODMAN, "exec", name, "id", "-u").strip()
         assert user == "10001"

@@ -15,7 +15,7 @@ import yaml
 
 from mrseq.params import covers, declared_keys
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 MINI = {
     "simulate": {"patients": 12, "resolution_scale": 0.35, "workers": 2},

@@ -15,10 +15,11 @@ import numpy as np
 import pytest
 
 from helpers import tiny_model_dir
-from mrseq import server
+from mrseq.serving import archive, client, process
 from mrseq.simulate import simulate_cohort
 
 pytestmark = pytest.mark.integration
+CONFIG = Path(__file__).resolve().parents[2] / "serve" / "config.properties"
 SERVE = {"batch_size": 4, "max_batch_delay_ms": 20, "workers": 2, "response_timeout_s": 60}
 
 
@@ -26,16 +27,16 @@ SERVE = {"batch_size": 4, "max_batch_delay_ms": 20, "workers": 2, "response_time
 def running(tmp_path_factory):
     root = tmp_path_factory.mktemp("ts")
     model = tiny_model_dir(root / "model")
-    server.build_mar(model, root / "store", SERVE)
+    archive.build_mar(model, root / "store", SERVE)
     base = random.randint(20000, 40000)
     ports = (base, base + 1, base + 2)
     state = root / "state"
-    server.start(root / "store", state, ports=ports)
+    process.start(root / "store", state, CONFIG, ports=ports)
     try:
-        server.wait_ready(f"http://127.0.0.1:{ports[1]}", timeout=180)
+        process.wait_ready(f"http://127.0.0.1:{ports[1]}", timeout=180)
         yield root, f"http://127.0.0.1:{ports[0]}", f"http://127.0.0.1:{ports[2]}", state
     finally:
-        server.stop(state)
+        process.stop(state)
 
 
 @pytest.fixture(scope="module")
@@ -53,17 +54,24 @@ def study_zip(root: Path) -> bytes:
     return buf.getvalue()
 
 
+def test_the_archive_carries_the_whole_package_and_the_handler(running):
+    root, _, _, _ = running
+    names = set(zipfile.ZipFile(root / "store" / "mrseq.mar").namelist())
+    expected = {"handler.py", "mrseq/records.py", "mrseq/serving/decode.py", "mrseq/predict.py"}
+    assert expected <= names, sorted(names)[:20]
+
+
 def test_study_zip_nifti_and_npy(running, study):
     _, url, _, _ = running
     root, labels = study
-    status, records = server.post(url, study_zip(root))
+    status, records = client.post(url, study_zip(root))
     assert status == 200 and len([r for r in records if r["label"]]) == len(labels)
     image = nib.Nifti1Image(np.random.rand(24, 24, 8).astype(np.float32), np.diag([2, 2, 4, 1]))
-    status, records = server.post(url, image.to_bytes())
+    status, records = client.post(url, image.to_bytes())
     assert status == 200 and records[0]["label"]
     npy = io.BytesIO()
     np.save(npy, np.random.rand(24, 24, 8).astype(np.float32))
-    status, records = server.post(url, npy.getvalue(), {"X-Spacing": "2,2,4"})
+    status, records = client.post(url, npy.getvalue(), {"X-Spacing": "2,2,4"})
     assert status == 200 and records[0]["label"]
 
 
@@ -77,9 +85,9 @@ def test_study_zip_nifti_and_npy(running, study):
 )
 def test_bad_input_gets_4xx_and_the_server_keeps_answering(running, study, body, status, words):
     _, url, _, _ = running
-    got, answer = server.post(url, body)
+    got, answer = client.post(url, body)
     assert got == status and words in str(answer), answer
-    ok, _ = server.post(url, study_zip(study[0]))
+    ok, _ = client.post(url, study_zip(study[0]))
     assert ok == 200
 
 
@@ -98,7 +106,7 @@ def test_fifty_concurrent_requests_all_answered(running, study):
     image = nib.Nifti1Image(np.random.rand(24, 24, 8).astype(np.float32), np.diag([2, 2, 4, 1]))
     body = image.to_bytes()
     with ThreadPoolExecutor(16) as pool:
-        answers = list(pool.map(lambda _: server.post(url, body)[0], range(50)))
+        answers = list(pool.map(lambda _: client.post(url, body)[0], range(50)))
     assert answers == [200] * 50
 
 
@@ -116,7 +124,7 @@ def test_a_valid_request_does_not_wait_behind_a_slow_one(running):
 
     def send_slow():
         start = time.monotonic()
-        slow["status"] = server.post(url, big.getvalue(), {"X-Spacing": "0.5,0.5,0.5"})[0]
+        slow["status"] = client.post(url, big.getvalue(), {"X-Spacing": "0.5,0.5,0.5"})[0]
         slow["seconds"] = time.monotonic() - start
 
     thread = threading.Thread(target=send_slow)
@@ -125,7 +133,7 @@ def test_a_valid_request_does_not_wait_behind_a_slow_one(running):
     waits = []
     while thread.is_alive() and len(waits) < 20:
         start = time.monotonic()
-        assert server.post(url, small.to_bytes())[0] == 200
+        assert client.post(url, small.to_bytes())[0] == 200
         waits.append(time.monotonic() - start)
     thread.join()
     assert slow["status"] == 200 and slow["seconds"] > 3, slow  # it was slow enough to test
@@ -170,17 +178,17 @@ def test_a_second_instance_on_other_ports_serves_beside_the_first(running, study
     base = int(url.rsplit(":", 1)[1]) + 1000
     ports = (base, base + 1, base + 2)
     state = root / "state2"
-    server.start(root / "store", state, ports=ports)
+    process.start(root / "store", state, CONFIG, ports=ports)
     try:
-        server.wait_ready(f"http://127.0.0.1:{ports[1]}", timeout=180)
+        process.wait_ready(f"http://127.0.0.1:{ports[1]}", timeout=180)
         body = study_zip(study[0])
-        assert server.post(f"http://127.0.0.1:{base}", body)[0] == 200
-        assert server.post(url, body)[0] == 200  # the first one still serves
+        assert client.post(f"http://127.0.0.1:{base}", body)[0] == 200
+        assert client.post(url, body)[0] == 200  # the first one still serves
         sockets = {p.name for p in Path("/tmp").glob(".ts.sock.*") if not p.name.endswith("lock")}
         first = int(url.rsplit(":", 1)[1])
         assert f".ts.sock.{first + 100}" in sockets and f".ts.sock.{base + 100}" in sockets
     finally:
-        server.stop(state)
+        process.stop(state)
 
 
 def test_the_frontend_heap_is_bounded(running):
@@ -197,6 +205,6 @@ def test_the_frontend_heap_is_bounded(running):
 
 def test_stop_leaves_no_process(tmp_path_factory, running):
     root, _, _, state = running
-    server.stop(state)
+    process.stop(state)
     left = subprocess.run(["pgrep", "-f", str(root / "store")], capture_output=True, text=True)
     assert left.stdout.strip() == ""

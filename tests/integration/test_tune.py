@@ -14,7 +14,7 @@ import pytest
 
 from helpers import tiny_processed, tiny_train_cfg
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def sweep_params(samples: int, concurrent: int, epochs: int = 2) -> dict:

@@ -12,6 +12,7 @@ import pytest
 
 from conftest import make_series
 from mrseq.cli import main
+from mrseq.records import FIELDS
 
 
 class Refuses(BaseHTTPRequestHandler):
@@ -65,6 +66,7 @@ def test_refused_series_and_corrupt_files_are_listed_and_exit_4(tmp_path, refusi
     assert code == 4
     assert any("HTTP 422" in r["warnings"][0] and "blank" in r["warnings"][0] for r in records)
     assert any(r.get("path") == "broken.dcm" for r in records)
+    assert all(tuple(r) == FIELDS for r in records)  # the schema of predict and the HTTP API
     assert "2 of 2 not classified" in out.err and "broken.dcm" in out.err
 
 
@@ -74,7 +76,7 @@ def test_nothing_to_classify_is_exit_1(tmp_path, refusing_server):
 
 def test_the_not_dicom_reason_is_the_one_the_reader_gives(tmp_path):
     from mrseq.dicom import read_instance
-    from mrseq.server import NOT_DICOM
+    from mrseq.serving.client import NOT_DICOM
 
     (tmp_path / "notes.txt").write_text("hello")
     assert read_instance(str(tmp_path / "notes.txt")) == NOT_DICOM

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import tarfile
@@ -15,43 +14,18 @@ import pydicom
 import pytest
 
 from conftest import make_series
-from helpers import tiny_model_dir
+from helpers import Context, tiny_model_dir
+from mrseq.records import FIELDS
+from mrseq.serving.handler import MrseqHandler
 from mrseq.simulate import simulate_cohort
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-class Context:
-    """Enough of ts.context.Context for the handler: properties, headers, statuses, metrics."""
-
-    def __init__(self, model_dir: Path, headers: list[dict] | None = None):
-        self.system_properties = {"model_dir": str(model_dir)}
-        self.headers = headers or [{}]
-        self.status: dict[int, tuple[int, str]] = {}
-        self.metrics = Metrics()
-
-    def get_request_header(self, idx, key):
-        return self.headers[idx].get(key) if idx < len(self.headers) else None
-
-    def set_response_status(self, code=200, phrase="", idx=0):
-        self.status[idx] = (code, phrase)
-
-
-class Metrics:
-    def __init__(self):
-        self.counts: list[tuple[str, dict]] = []
-
-    def add_counter(self, name, value, idx=None, dimensions=()):
-        self.counts.append((name, {d.name: d.value for d in dimensions}))
-
-
 @pytest.fixture(scope="module")
 def handler(tmp_path_factory):
     model = tiny_model_dir(tmp_path_factory.mktemp("model"))
-    spec = importlib.util.spec_from_file_location("mrseq_handler", ROOT / "serve" / "handler.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    h = module.MrseqHandler()
+    h = MrseqHandler()
     h.initialize(Context(model))
     return h, model
 
@@ -86,18 +60,8 @@ def test_study_zip_gives_one_record_per_volume(handler, study):
     good = [r for r in records if r["label"]]
     assert len(good) == len(labels)  # multi-b series split, one record per volume
     for r in good:
-        assert set(r) >= {
-            "series_uid",
-            "series_description",
-            "b_value_header",
-            "label",
-            "confidence",
-            "probabilities",
-            "header_hint",
-            "agrees_with_header",
-            "warnings",
-            "model_version",
-        }
+        assert tuple(r) == FIELDS  # the one schema (mrseq.records), what predict answers
+        assert r["model_version"] and r["series_uid"] and r["label"] in r["probabilities"]
         assert sum(r["probabilities"].values()) == pytest.approx(1, abs=1e-3)
     assert [c for c in ctx.metrics.counts if c[0] == "MrseqPredictions"]
 
@@ -242,7 +206,7 @@ def test_request_folders_of_dead_workers_are_swept(tmp_path):
     import subprocess
     import sys
 
-    from mrseq.serving import REQUEST_PREFIX, sweep_stale_requests
+    from mrseq.serving.decode import REQUEST_PREFIX, sweep_stale_requests
 
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
@@ -264,7 +228,7 @@ def test_errors_name_archive_members_never_server_paths(handler, tmp_path):
     text = json.dumps(records)
     assert "/tmp" not in text and "mrseq-req-" not in text
     problem = next(r for r in records if r["label"] is None)
-    assert problem["file"].startswith("archive member ") and problem["warnings"]
+    assert problem["path"].startswith("archive member ") and problem["warnings"]
 
 
 def test_a_zip_of_jpeg_ls_files_and_an_enhanced_multi_frame_file_are_served(
@@ -308,10 +272,7 @@ def test_a_request_over_its_time_budget_answers_503_and_the_worker_goes_on(handl
 
 def test_the_budget_comes_from_the_models_response_timeout(tmp_path):
     model = tiny_model_dir(tmp_path / "model")
-    spec = importlib.util.spec_from_file_location("mrseq_handler2", ROOT / "serve" / "handler.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    h = module.MrseqHandler()
+    h = MrseqHandler()
     ctx = Context(model)
     ctx.model_yaml_config = {"responseTimeout": 120}
     h.initialize(ctx)
@@ -319,11 +280,9 @@ def test_the_budget_comes_from_the_models_response_timeout(tmp_path):
 
 
 CAPPED_WORKER = """
-import importlib.util, io, json, sys
+import io, json, sys
 import numpy as np
-spec = importlib.util.spec_from_file_location("h", sys.argv[1])
-module = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(module)
+from mrseq.serving.handler import MrseqHandler
 
 def vm_data_mb():
     line = next(l for l in open("/proc/self/status") if l.startswith("VmData"))
@@ -345,7 +304,7 @@ def npy(shape):
     np.save(buf, np.random.default_rng(0).random(shape, dtype=np.float32))
     return {"body": buf.getvalue(), "spacing": b"0.5,0.5,0.5"}
 
-handler = module.MrseqHandler()
+handler = MrseqHandler()
 probe = Context()
 import torch  # load what the worker loads before measuring its baseline
 from mrseq.predict import Predictor
@@ -373,7 +332,7 @@ def test_a_request_beyond_the_memory_cap_fails_alone_and_the_worker_serves_on(tm
     script = tmp_path / "worker.py"
     script.write_text(CAPPED_WORKER)
     run = subprocess.run(
-        [sys.executable, str(script), str(ROOT / "serve" / "handler.py"), str(model)],
+        [sys.executable, str(script), "-", str(model)],
         capture_output=True,
         text=True,
         timeout=300,

@@ -70,7 +70,8 @@ def test_fixed_confusion_matrix():
     y = np.repeat([0, 0, 1, 2, 2], [5, 1, 4, 1, 3])
     yhat = np.array([0] * 5 + [1] + [1] * 4 + [0] + [2] * 3)
     np.testing.assert_array_equal(metrics.confusion(y, yhat, 3), m)
-    assert metrics.cohen_kappa(m) == pytest.approx(cohen_kappa_score(y, yhat))
+    assert metrics.cohen_kappa(y, yhat) == pytest.approx(cohen_kappa_score(y, yhat))
+    assert metrics.cohen_kappa([1, 1, 1], [1, 1, 1]) == 1.0  # one class throughout: agreement
 
 
 def test_calibration_error_zero_when_confidence_equals_accuracy():

@@ -80,3 +80,23 @@ def test_detail_channel_keeps_what_the_coarse_grid_averages_away():
     step = np.abs(np.diff(coarse[1].numpy(), axis=0)).max()
     assert step < 0.2  # neighbouring fine voxels of a coarse acquisition barely differ
     assert PreprocessSpec.from_dict(spec.to_dict()) == spec and spec.channels == 2
+
+
+def test_every_preprocess_param_reaches_the_spec_the_stages_build():
+    """The stages build the spec from params.yaml's whole `preprocess` section: a key such as
+    detail_spacing must not be dropped by one stage and kept by another."""
+    import dataclasses
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[2]
+    section = yaml.safe_load((root / "params.yaml").read_text())["preprocess"]
+    fields = {f.name for f in dataclasses.fields(PreprocessSpec)} - {"orientation"}
+    assert fields <= set(section), fields - set(section)
+    changed = {**section, "detail_spacing": [0.5, 0.5, 4.0], "intensity": "log"}
+    spec = PreprocessSpec.from_dict(changed)
+    assert spec.detail_spacing == (0.5, 0.5, 4.0) and spec.intensity == "log"
+    for script in ("preprocess.py", "synthesize.py", "export.py"):
+        text = (root / "pipelines" / script).read_text()
+        assert "PreprocessSpec.from_dict(" in text and " for k in (" not in text, script

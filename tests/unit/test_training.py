@@ -76,7 +76,7 @@ def test_synthetic_volumes_join_the_training_set_only(tmp_path):
     extra, _ = tiny_processed(tmp_path / "synthetic", per_class=2)
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "index.csv").write_text("volume_id,label,array\n")
-    cfg = tiny_train_cfg()["train"]
+    cfg = tiny_train_cfg(synthetic_val_fraction=0.0)["train"]
     sizes = {}
     for name, folder in (("none", None), ("extra", extra), ("empty", tmp_path / "empty")):
         data = VolumeDataModule(processed, splits, cfg, folder)

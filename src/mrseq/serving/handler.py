@@ -2,7 +2,7 @@
 
 Everything model- and input-specific lives in the mrseq package (shipped inside the .mar), so
 swapping TorchServe for another server means rewriting only this file. Works with dynamic
-batching: all volumes of all requests in a batch go through one forward pass.
+batching: mrseq.serving.batch answers each request of a batch, one forward pass for all.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ class MrseqHandler:
         import torch
 
         from mrseq.predict import Predictor
-        from mrseq.serving import cap_memory, sweep_stale_requests
+        from mrseq.serving.decode import cap_memory, sweep_stale_requests
 
         for path in sweep_stale_requests():  # a worker killed mid-request left these behind
             log.warning("removed a stale request folder %s", os.path.basename(path))
@@ -51,64 +51,16 @@ class MrseqHandler:
         log.info("mrseq model %s ready", self.predictor.version)
 
     def handle(self, data: list[dict], context) -> list:
-        import numpy as np
-        import torch
+        from mrseq.serving.batch import Request, answer_batch
 
-        from mrseq.serving import BadInput, Budget, decode, out_of_memory, records
-
-        budgets = [Budget(self.budget_s) for _ in data]
-
-        def read(idx):
-            try:
-                return decode(_body(data[idx]), _spacing(data[idx], context, idx), budgets[idx])
-            except BadInput as exc:
-                return exc
-            except MemoryError:
-                return out_of_memory(self.memory_mb)
-
-        def prepare(idx):
-            try:
-                budgets[idx].check("every volume read, none preprocessed")
-            except BadInput as exc:
-                return exc
-            try:
-                items = decoded[idx].items
-                return [self.predictor.tensor(i.array, i.affine) for i in items]
-            except MemoryError:
-                return out_of_memory(self.memory_mb)
-            except Exception as exc:  # this request's volumes only; the batch goes on
-                log.warning("preprocessing failed: %s: %s", type(exc).__name__, exc)
-                return BadInput("a volume of this request could not be preprocessed", 422)
-
-        # Decoding and preprocessing dominate on CPU: run a batch's requests in parallel
-        # threads (numpy and torch release the GIL), then one forward pass for all volumes.
-        # Each request fails alone: a bad one answers its own 4xx, the others are served.
-        answers, decoded = [None] * len(data), {}
-
-        def fail(idx, exc):
-            context.set_response_status(exc.status, str(exc), idx)
-            answers[idx] = {"error": str(exc), "status": exc.status}
-
-        for idx, result in enumerate(self.pool.map(read, range(len(data)))):
-            if isinstance(result, BadInput):
-                fail(idx, result)
+        requests = [Request(_body(r), _spacing(r, context, i)) for i, r in enumerate(data)]
+        answers = answer_batch(self.predictor, requests, self.pool, self.budget_s, self.memory_mb)
+        for idx, answer in enumerate(answers):
+            if answer.status != 200:
+                context.set_response_status(answer.status, answer.payload["error"], idx)
             else:
-                decoded[idx] = result
-        tensors = {}
-        for idx, result in zip(list(decoded), self.pool.map(prepare, list(decoded)), strict=True):
-            if isinstance(result, BadInput):
-                del decoded[idx]
-                fail(idx, result)
-            else:
-                tensors[idx] = result
-        if tensors:
-            order = [(idx, n) for idx, ts in tensors.items() for n in range(len(ts))]
-            probs = self.predictor.probabilities(torch.stack([tensors[i][n] for i, n in order]))
-            for idx, d in decoded.items():
-                mine = np.array([p for (i, _), p in zip(order, probs, strict=True) if i == idx])
-                answers[idx] = records(self.predictor, d, mine)
-                _count(context, answers[idx])
-        return answers
+                _count(context, answer.payload)
+        return [answer.payload for answer in answers]
 
 
 def _body(request: dict) -> bytes | None:

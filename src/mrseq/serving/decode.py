@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mrseq import records as schema
 from mrseq.dicom import header_geometry, load_volume, scan
 from mrseq.validate import why_bad_geometry, why_unusable
 
@@ -261,12 +262,12 @@ def _volumes(folder: str, budget: Budget) -> Decoded:
     as a prediction record's `warnings`."""
 
     def problem(where: dict, why: str) -> None:
-        problems.append({**where, "warnings": [_scrub(why, folder)]})
+        problems.append(schema.problem(_scrub(why, folder), **where))
 
     result = scan([folder])
     problems: list[dict] = []
     for path, why in result.skipped.items():
-        problem({"file": f"archive member {os.path.basename(path)}"}, why)
+        problem({"path": f"archive member {os.path.basename(path)}"}, why)
     items = []
     for n, group in enumerate(result.groups):
         budget.check(f"{n} of {len(result.groups)} volumes read")
@@ -304,28 +305,12 @@ def _scrub(text: str, folder: str) -> str:
 
 
 def records(predictor, decoded: Decoded, probs: np.ndarray) -> list[dict]:
-    """One JSON-ready record per volume, then one per problem."""
+    """One record per volume (mrseq.records, as `mrseq predict` gives), then one per problem."""
     out = []
     for item, p in zip(decoded.items, probs, strict=True):
-        if item.volume is not None:
-            record = predictor.record(item.volume, p)
-            record.pop("path", None)  # a server path
-            record["warnings"] = list(item.warnings)  # scrubbed of server paths
-        else:
-            label = predictor.classes[int(np.argmax(p))]
-            record = {
-                "series_uid": None,
-                "series_description": None,
-                "b_value_header": None,
-                "label": label,
-                "confidence": round(float(np.max(p)), 4),
-                "probabilities": {
-                    c: round(float(v), 4) for c, v in zip(predictor.classes, p, strict=True)
-                },
-                "header_hint": "unknown",
-                "agrees_with_header": None,
-                "warnings": [],
-            }
-        record["model_version"] = predictor.version
-        out.append(record)
-    return out + [{"label": None, **p} for p in decoded.problems]
+        # warnings scrubbed of server paths; the path itself is the server's, so it goes
+        out.append(
+            schema.prediction(predictor.classes, p, item.volume, item.warnings, predictor.version)
+            | {"path": None}
+        )
+    return out + decoded.problems
