@@ -100,3 +100,18 @@ def test_every_preprocess_param_reaches_the_spec_the_stages_build():
     for script in ("preprocess.py", "synthesize.py", "export.py"):
         text = (root / "pipelines" / script).read_text()
         assert "PreprocessSpec.from_dict(" in text and " for k in (" not in text, script
+
+
+@pytest.mark.parametrize("n", [2, 7, 1000, 123_457])
+def test_quantiles_equal_torch_quantile_bit_for_bit(n):
+    """The partition-based percentiles must give exactly torch.quantile's values: the
+    preprocessed arrays (and so the trained model) must not change with the speed-up."""
+    from mrseq.preprocess import quantiles
+
+    rng = np.random.default_rng(n)
+    for flat in (
+        torch.from_numpy(rng.random(n, dtype=np.float32) * 3000),
+        torch.from_numpy(rng.integers(0, 50, n).astype(np.float32)),  # many ties
+    ):
+        qs = [0.005, 0.5, 0.995, 0.0, 1.0]
+        assert torch.equal(quantiles(flat, qs), torch.quantile(flat, torch.tensor(qs)))
