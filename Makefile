@@ -42,6 +42,7 @@ lint: $(STAMP) ## ruff lint and format check
 bench: $(STAMP) ## benchmarks (ratios against a baseline run alongside); serve/sweep need `make run` first
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/train_step.py
+	$(BIN)/python bench/preprocess_speed.py
 	$(BIN)/python bench/serve.py
 	$(BIN)/python bench/sweep.py --samples 8 --epochs 6
 
