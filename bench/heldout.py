@@ -118,9 +118,7 @@ def synthesized(spec: PreprocessSpec, work: Path) -> Path:
 
     p = yaml.safe_load(Path("params.yaml").read_text())
     s = p["synthesize"]
-    min_pixel = float(s["min_pixel_mm"])
-    if spec.detail_spacing is not None:  # render as fine as the finest input grid
-        min_pixel = min(min_pixel, min(spec.detail_spacing[:2]))
+    min_pixel = min(float(s["min_pixel_mm"]), spec.finest_mm)  # as the synthesize stage does
     out = work / "synthetic"
     synthesize_cohort(
         out,

@@ -32,7 +32,7 @@ def main() -> None:
         int(s["patients"]),
         seed,
         spec,
-        min_pixel=float(s["min_pixel_mm"]),
+        min_pixel=min(float(s["min_pixel_mm"]), spec.finest_mm),  # no coarser than any input grid
         anatomy_step=float(s["anatomy_step_mm"]),
         scale=float(p["simulate"]["resolution_scale"]),
         workers=workers(s["workers"]),

@@ -36,8 +36,18 @@ class PreprocessSpec:
     detail_spacing: tuple[float, float, float] | None = None
 
     @property
+    def grids(self) -> list[tuple[float, float, float]]:
+        """One output grid per channel: the model grid, then the detail grid if any."""
+        return [self.spacing] + ([self.detail_spacing] if self.detail_spacing else [])
+
+    @property
     def channels(self) -> int:
-        return 1 if self.detail_spacing is None else 2
+        return len(self.grids)
+
+    @property
+    def finest_mm(self) -> float:
+        """The finest in-plane spacing of any channel: synthesis must render no coarser."""
+        return min(min(g[:2]) for g in self.grids)
 
     @classmethod
     def from_dict(cls, d: dict) -> PreprocessSpec:
@@ -131,8 +141,7 @@ def preprocess_volume(array: np.ndarray, affine: np.ndarray, spec: PreprocessSpe
     if spec.intensity not in NORMALISERS:
         raise ValueError(f"unknown intensity {spec.intensity!r}; one of {sorted(NORMALISERS)}")
     image = NORMALISERS[spec.intensity](image, *spec.percentiles)
-    grids = [spec.spacing] if spec.detail_spacing is None else [spec.spacing, spec.detail_spacing]
-    channels = [_resample(image, spacing, spec) for spacing in grids]
+    channels = [_resample(image, spacing, spec) for spacing in spec.grids]
     return torch.cat(channels).to(torch.float32).contiguous()
 
 

@@ -80,6 +80,7 @@ def test_detail_channel_keeps_what_the_coarse_grid_averages_away():
     step = np.abs(np.diff(coarse[1].numpy(), axis=0)).max()
     assert step < 0.2  # neighbouring fine voxels of a coarse acquisition barely differ
     assert PreprocessSpec.from_dict(spec.to_dict()) == spec and spec.channels == 2
+    assert spec.finest_mm == 0.5 and SPEC.finest_mm == 2.0  # synthesis renders this fine
 
 
 def test_every_preprocess_param_reaches_the_spec_the_stages_build():
