@@ -5,7 +5,7 @@ from pathlib import Path
 
 from _common import setup, workers
 from mrseq.ingest import ingest
-from mrseq.labels import attach_labels
+from mrseq.labels import attach_labels, rejected_rows
 from mrseq.params import stage_params
 from mrseq.simulate import simulate_cohort
 
@@ -25,6 +25,7 @@ def main() -> None:
     table, summary = ingest(out / "raw", out / "interim", workers=n)
     labelled = attach_labels(table, labels)
     labelled.to_csv(out / "interim" / "labelled.csv", index=False)
+    rejected_rows(summary.rejected, labels).to_csv(out / "interim" / "rejected.csv", index=False)
     print(summary.line())
     print(f"benchmark: {len(labelled)} volumes", labelled.label.value_counts().to_dict())
 

@@ -9,15 +9,15 @@ import pandas as pd
 import torch
 
 from _common import setup
-from mrseq.export import export_model, file_md5, fit_temperature
+from mrseq.export import export_model, file_md5, fit_temperature, unknown_threshold
 from mrseq.params import stage_params
 from mrseq.preprocess import PreprocessSpec
-from mrseq.sequences import CLASSES
+from mrseq.sequences import MODEL_CLASSES
 from mrseq.training import load_classifier, synthetic_split
 
 
-def validation_temperature(net, parts: list[tuple[Path, pd.DataFrame]]) -> float:
-    """Fit the softmax temperature on the validation volumes: (folder, rows) per source."""
+def validation_logits(net, parts: list[tuple[Path, pd.DataFrame]]):
+    """(logits, labels) of the validation volumes: (folder, rows) per source."""
     logits, labels = [], []
     with torch.no_grad():
         for folder, rows in parts:
@@ -25,10 +25,10 @@ def validation_temperature(net, parts: list[tuple[Path, pd.DataFrame]]) -> float
                 chunk = rows.iloc[start : start + 16]
                 x = np.stack([np.load(folder / f).astype(np.float32) for f in chunk.array])
                 logits.append(net.eval()(torch.from_numpy(x)))
-            labels += [CLASSES.index(c) for c in rows.label]
+            labels += [MODEL_CLASSES.index(c) for c in rows.label]
     if not labels:
-        return 1.0
-    return fit_temperature(torch.cat(logits), torch.tensor(labels))
+        return torch.zeros(0, len(MODEL_CLASSES)), torch.zeros(0, dtype=torch.long)
+    return torch.cat(logits), torch.tensor(labels)
 
 
 def validation_parts(index, folder: Path, val_ids, synthetic: str | None, train_cfg: dict):
@@ -53,7 +53,8 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     setup()
-    spec = PreprocessSpec.from_dict(stage_params("export")["preprocess"])
+    params = stage_params("export")
+    spec = PreprocessSpec.from_dict(params["preprocess"])
     config = json.loads(Path(args.config).read_text())
     model_params = config["model"]
     net = load_classifier(args.checkpoint, model_params).net
@@ -74,12 +75,16 @@ def main() -> None:
     parts = validation_parts(
         index, Path(args.index).parent, splits["val"], args.synthetic, config["train"]
     )
-    temperature = validation_temperature(net, parts)
-    export_model(net, spec, args.out, model_params, training, fingerprints, temperature)
-    n_val = sum(len(rows) for _, rows in parts)
+    logits, labels = validation_logits(net, parts)
+    temperature = fit_temperature(logits, labels) if len(labels) else 1.0
+    probs = torch.softmax(logits / temperature, dim=1).numpy()
+    rate = float(params["other"]["target_rejection"])
+    threshold = unknown_threshold(probs, labels.numpy(), MODEL_CLASSES, rate)
+    export_model(net, spec, args.out, model_params, training, fingerprints, temperature, threshold)
     print(
-        f"exported to {args.out} (softmax temperature {temperature:.3f}, "
-        f"fitted on {n_val} validation volumes)"
+        f"exported to {args.out}: softmax temperature {temperature:.3f} and unknown below "
+        f"{threshold:.3f} (target series rejected on validation <= {rate:g}), fitted on "
+        f"{len(labels)} validation volumes"
     )
 
 

@@ -7,7 +7,7 @@ import pandas as pd
 
 from _common import setup, workers
 from mrseq.ingest import ingest
-from mrseq.labels import attach_labels
+from mrseq.labels import attach_labels, rejected_rows
 from mrseq.params import stage_params
 
 
@@ -20,8 +20,10 @@ def main() -> None:
     setup()
     p = stage_params("ingest")["ingest"]
     table, summary = ingest(args.dicom, args.out, workers=workers(p["workers"]))
-    labelled = attach_labels(table, pd.read_csv(args.labels))
+    labels = pd.read_csv(args.labels)
+    labelled = attach_labels(table, labels)
     labelled.to_csv(Path(args.out) / "labelled.csv", index=False)
+    rejected_rows(summary.rejected, labels).to_csv(Path(args.out) / "rejected.csv", index=False)
     print(summary.line())
     print(f"{len(labelled)} volumes labelled:", labelled.label.value_counts().to_dict())
 

@@ -6,7 +6,7 @@ import pandas as pd
 
 from _common import setup, write_json
 from mrseq.params import stage_params
-from mrseq.split import split_patients
+from mrseq.split import hold_out, split_patients
 
 
 def main() -> None:
@@ -15,8 +15,10 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     setup()
-    p = stage_params("split")["split"]
-    splits = split_patients(pd.read_csv(args.index), tuple(p["fractions"]), int(p["seed"]))
+    params = stage_params("split")
+    p, index = params["split"], pd.read_csv(args.index)
+    splits = split_patients(index, tuple(p["fractions"]), int(p["seed"]))
+    splits = hold_out(splits, index, params["other"]["held_out"])
     write_json(args.out, splits)
     print({k: len(v) for k, v in splits.items()})
 

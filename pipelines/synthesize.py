@@ -36,6 +36,7 @@ def main() -> None:
         anatomy_step=float(s["anatomy_step_mm"]),
         scale=float(p["simulate"]["resolution_scale"]),
         workers=workers(s["workers"]),
+        skip=tuple(p["other"]["held_out"]),
     )
     print(
         f"synthesized {index.patient_id.nunique()} patients, {len(index)} volumes",

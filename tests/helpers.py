@@ -12,7 +12,7 @@ import yaml
 from mrseq.export import export_model
 from mrseq.nets import build_net
 from mrseq.preprocess import PreprocessSpec
-from mrseq.sequences import CLASSES
+from mrseq.sequences import MODEL_CLASSES
 
 TINY_SHAPE = (16, 16, 8)
 TINY_MODEL = {"depth": 10, "widths": [4, 8, 8, 8], "conv1_stride": 2}
@@ -23,10 +23,10 @@ def tiny_processed(root: Path, per_class: int = 6, seed: int = 0) -> tuple[Path,
     rng = np.random.default_rng(seed)
     (root / "arrays").mkdir(parents=True, exist_ok=True)
     rows = []
-    for c, label in enumerate(CLASSES):
+    for c, label in enumerate(MODEL_CLASSES):
         for i in range(per_class):
             x = rng.random((1, *TINY_SHAPE)).astype(np.float16) * 0.2
-            x[0, 3 * c : 3 * c + 3, 4:10, 2:6] = 1.0
+            x[0, 2 * c : 2 * c + 4, 4:10, 2:6] = 1.0
             vid = f"{label}_{i}"
             np.save(root / "arrays" / f"{vid}.npy", x)
             rows.append(
@@ -73,11 +73,13 @@ def tiny_train_cfg(**over) -> dict:
     }
 
 
-def tiny_model_dir(root: Path, seed: int = 0) -> Path:
+def tiny_model_dir(root: Path, seed: int = 0, unknown_below: float = 0.0) -> Path:
+    """An untrained six-output model; `unknown_below` near 1 makes every answer `unknown`."""
     torch.manual_seed(seed)
     net = build_net(**TINY_MODEL)
     spec = PreprocessSpec(spacing=(12.0, 12.0, 10.0), shape=TINY_SHAPE)
-    export_model(net, spec, root, TINY_MODEL, {"note": "untrained test model"}, {})
+    note = {"note": "untrained test model"}
+    export_model(net, spec, root, TINY_MODEL, note, {}, unknown_below=unknown_below)
     return root
 
 

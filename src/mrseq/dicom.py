@@ -26,6 +26,14 @@ log = logging.getLogger(__name__)
 
 NOT_DICOM_SUFFIXES = {".csv", ".json", ".txt", ".md", ".yaml", ".yml", ".png", ".jpg", ".py"}
 MIN_SLICES = 5  # fewer is a localiser or a single-slice survey, not a volume
+LOCALISER = "(localiser"  # marks the reasons that say a series is a localiser
+
+
+def is_localiser(why: str) -> bool:
+    """Whether a group's error says it is a localiser (few slices or mixed planes)."""
+    return LOCALISER in why
+
+
 PLANE_COSINE = 0.8  # the normal within ~37 degrees of an axis names the plane
 # Beyond this many files or volumes, worker processes pay for their start-up.
 PARALLEL_MIN_ITEMS = 64
@@ -212,7 +220,8 @@ def _not_usable(ds: Dataset) -> str:
 
 def _instance(path: str, ds: Dataset, layout, frame: int | None = None) -> Instance:
     b, b_tag = b_value(ds)
-    temporal = ds.get("TemporalPositionIdentifier", ds.get("TriggerTime", ""))
+    # Not TriggerTime: respiratory-triggered DWI sets it per slice, it does not mark a phase.
+    temporal = ds.get("TemporalPositionIdentifier", "")
     return Instance(
         path=path,
         ds=_trim(ds),
@@ -332,17 +341,31 @@ def scan(
 def _volume_key(inst: Instance) -> tuple:
     b = None if inst.b_value is None else round(inst.b_value, 1)
     derived = inst.image_type[2:] if len(inst.image_type) > 2 else inst.image_type
-    return (b, derived)
+    return (b, derived, inst.temporal)
+
+
+def _sort_key(key: tuple) -> tuple:
+    b, derived, temporal = key
+    number = _first_float(temporal)
+    return (b is None, b or 0, derived, number is None, number or 0, temporal)
+
+
+def _first_float(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
 
 
 def split_series(instances: list[Instance]) -> list[VolumeGroup]:
-    """One group per distinct b-value and image type within a series, each checked."""
+    """One group per distinct b-value, image type and temporal position (a DCE phase) within a
+    series, each checked."""
     parts: dict[tuple, list[Instance]] = defaultdict(list)
     for inst in instances:
         parts[_volume_key(inst)].append(inst)
     uid = instances[0].series_uid
     groups = []
-    for key in sorted(parts, key=lambda k: (k[0] is None, k[0] or 0, k[1])):
+    for key in sorted(parts, key=_sort_key):
         suffix = _volume_suffix(key, parts)
         for group in _split_repeats(VolumeGroup(volume_id=uid + suffix, instances=parts[key])):
             check_group(group)
@@ -378,10 +401,13 @@ def _split_repeats(group: VolumeGroup) -> list[VolumeGroup]:
 def _volume_suffix(key: tuple, parts: dict) -> str:
     if len(parts) == 1:
         return ""
-    b, kinds = key
+    b, kinds, temporal = key
     b_part = "" if b is None else f"_b{b:g}"
     kinds_differ = len({k[1] for k in parts}) > 1
-    return b_part + ("_" + "-".join(kinds).lower() if kinds_differ and kinds else "")
+    kind_part = "_" + "-".join(kinds).lower() if kinds_differ and kinds else ""
+    phases_differ = len({k[2] for k in parts}) > 1
+    safe = "".join(c if c.isalnum() or c in ".-" else "-" for c in temporal)
+    return b_part + kind_part + (f"_t{safe}" if phases_differ and temporal else "")
 
 
 def check_group(group: VolumeGroup) -> None:
@@ -398,12 +424,8 @@ def check_group(group: VolumeGroup) -> None:
     orientations = {tuple(round(v, 3) for v in i.orientation) for i in insts}
     if len(orientations) > 1:
         planes = sorted({plane_of(o) for o in orientations})
-        kind = "mixed planes (localiser)" if len(planes) > 1 else "several orientations"
+        kind = f"mixed planes {LOCALISER})" if len(planes) > 1 else "several orientations"
         group.error = f"{kind}: {len(orientations)} orientations in one series"
-        return
-    temporal = {i.temporal for i in insts}
-    if len(temporal) > 1:
-        group.error = f"{len(temporal)} temporal positions (4D/DCE series), not one volume"
         return
     _drop_odd_shapes(group)
     positions = _slice_positions(group.instances)
@@ -411,7 +433,7 @@ def check_group(group: VolumeGroup) -> None:
         group.error = "several images at the same slice position"
         return
     if len(insts) < MIN_SLICES:
-        group.error = f"only {len(insts)} slices (localiser or survey?)"
+        group.error = f"only {len(insts)} slices {LOCALISER} or survey?)"
         return
     group.warnings += _spacing_warnings(np.sort(positions))
 

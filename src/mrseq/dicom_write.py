@@ -54,11 +54,13 @@ class SeriesToWrite:
     slope: float = 1.0
     intercept: float = 0.0
     deterministic: bool = True  # SOP Instance UIDs derived from the series UID
+    temporal: list[int] | None = None  # TemporalPositionIdentifier per stack (a 4D series)
 
-    def sop_uid(self, k: int, b) -> str:
+    def sop_uid(self, k: int, b, t: int | None = None) -> str:
         if not self.deterministic:
             return generate_uid()
-        return generate_uid(entropy_srcs=[str(self.tags["SeriesInstanceUID"]), str(k), str(b)])
+        parts = [str(self.tags["SeriesInstanceUID"]), str(k), str(b)]
+        return generate_uid(entropy_srcs=parts if t is None else [*parts, f"t{t}"])
 
 
 def _set_b_value(ds: Dataset, b: float, style: str) -> None:
@@ -123,9 +125,10 @@ def write_series(
     paths = []
     n_slices = series.stacks[0].shape[2]
     number = start_number
+    temporal = series.temporal or [None] * len(series.stacks)
     for k in range(n_slices):
-        for stack, b in zip(series.stacks, series.b_values, strict=True):
-            sop_uid = series.sop_uid(k, b)
+        for stack, b, t in zip(series.stacks, series.b_values, temporal, strict=True):
+            sop_uid = series.sop_uid(k, b, t)
             ds = _base_dataset(series, sop_uid)
             ds.InstanceNumber = number
             ds.RescaleSlope = f"{series.slope:g}"
@@ -134,6 +137,9 @@ def write_series(
             _set_pixels(ds, stack[:, :, k])
             if b is not None and series.b_style:
                 _set_b_value(ds, b, series.b_style)
+            if t is not None:
+                ds.TemporalPositionIdentifier = t
+                ds.NumberOfTemporalPositions = len(temporal)
             path = os.path.join(folder, f"IM{number:05d}.dcm")
             ds.save_as(path, enforce_file_format=True)
             paths.append(path)

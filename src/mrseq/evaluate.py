@@ -13,6 +13,7 @@ from tqdm import tqdm
 from mrseq import metrics
 from mrseq.ingest import load_saved_volume
 from mrseq.predict import Predictor
+from mrseq.sequences import CLASSES, OTHER, UNKNOWN
 
 BAND = (300.0, 700.0)  # DWI b-values near the 500 boundary, reported apart
 BATCH = 8
@@ -35,6 +36,8 @@ def predict_table(
         out[f"p_{name}"] = probs[:, i]
     out["predicted"] = [predictor.classes[i] for i in probs.argmax(1)]
     out["confidence"] = probs.max(1)
+    # what a user is told: the unknown gate applied (evaluation of the six outputs uses argmax)
+    out["answer"] = np.where(out["confidence"] < predictor.unknown_below, UNKNOWN, out["predicted"])
     return out
 
 
@@ -64,7 +67,71 @@ def _bands(pred: pd.DataFrame, classes: list[str]) -> dict:
     return out
 
 
-def report(pred: pd.DataFrame, classes: list[str], bootstrap: int, seed: int) -> dict:
+def _share(hits: pd.Series) -> dict:
+    est, low, high = metrics.wilson(int(hits.sum()), len(hits))
+    return {"n": len(hits), **metrics.entry(est, (low, high))}
+
+
+def routing(pred: pd.DataFrame, rejected: pd.DataFrame | None = None, held_out=()) -> dict:
+    """What a router fed by the model sees: target series answered right, target series sent
+    to other/unknown, non-target series kept out of the five (ingest rejections with a reason
+    count as kept out), per subtype, and how well P(other) separates the two."""
+    from sklearn.metrics import roc_auc_score
+
+    answer = pred["answer"] if "answer" in pred else pred["predicted"]
+    target = pred["label"].isin(CLASSES)
+    kept_out = answer.isin([OTHER, UNKNOWN])
+    rejected = rejected if rejected is not None else pd.DataFrame(columns=["label", "subtype"])
+    other_rejected = rejected[rejected["label"] == OTHER]
+    out = {
+        "target_answered_right": _share((answer == pred["label"])[target]),
+        "target_sent_to_other_or_unknown": _share(kept_out[target]),
+        "target_unknown": int((answer[target] == UNKNOWN).sum()),
+        "non_target_kept_out": _share(
+            pd.concat([kept_out[~target], pd.Series([True] * len(other_rejected))])
+        ),
+        "non_target_rejected_by_ingest": len(other_rejected),
+        "target_rejected_by_ingest": int((rejected["label"] != OTHER).sum()),
+        "by_subtype": {},
+    }
+    if target.any() and (~target).any() and f"p_{OTHER}" in pred:
+        out["detection_auroc"] = round(float(roc_auc_score(~target, pred[f"p_{OTHER}"])), 4)
+    subtypes = pred["subtype"].fillna("") if "subtype" in pred else pd.Series("", pred.index)
+    for name in sorted(set(subtypes[~target]) | set(other_rejected.get("subtype", []))):
+        rows = ~target & (subtypes == name)
+        n_rej = int((other_rejected["subtype"] == name).sum())
+        hits = pd.concat([kept_out[rows], pd.Series([True] * n_rej)])
+        answers = answer[rows].value_counts().to_dict()
+        if n_rej:
+            answers["rejected by ingest"] = n_rej
+        out["by_subtype"][name or "?"] = {
+            **_share(hits),
+            "held_out": name in held_out,
+            "answers": answers,
+        }
+    return out
+
+
+def print_routing(r: dict) -> None:
+    for key in ("target_answered_right", "target_sent_to_other_or_unknown", "non_target_kept_out"):
+        print(f"{key:<32} {r[key]['value']:.3f} {r[key]['ci95']} n={r[key]['n']}")
+    print(
+        f"detection AUROC {r.get('detection_auroc')}; ingest rejected "
+        f"{r['non_target_rejected_by_ingest']} non-target, {r['target_rejected_by_ingest']} target"
+    )
+    for name, row in r["by_subtype"].items():
+        tag = " (held out)" if row["held_out"] else ""
+        print(f"  {name + tag:<22} kept out {row['value']:.3f} n={row['n']} {row['answers']}")
+
+
+def report(
+    pred: pd.DataFrame,
+    classes: list[str],
+    bootstrap: int,
+    seed: int,
+    rejected: pd.DataFrame | None = None,
+    held_out=(),
+) -> dict:
     y = np.array([classes.index(c) for c in pred["label"]])
     yhat = np.array([classes.index(c) for c in pred["predicted"]])
     ece, _ = metrics.expected_calibration_error(pred["confidence"], y == yhat)
@@ -74,6 +141,7 @@ def report(pred: pd.DataFrame, classes: list[str], bootstrap: int, seed: int) ->
         "ece": round(ece, 4),
         "confidence_auroc": metrics.confidence_auroc(pred["confidence"], y == yhat),
         "bands": _bands(pred, classes),
+        "routing": routing(pred, rejected, tuple(held_out)),
         "breakdown": {},
     }
     for column in ("manufacturer", "field_strength", "plane"):
@@ -110,10 +178,13 @@ def write_outputs(
         "b_value",
         "series_description",
         "label",
+        "subtype",
         "predicted",
+        "answer",
         "confidence",
         *[f"p_{c}" for c in classes],
     ]
+    keep = [c for c in keep if c in pred]  # subtype: only where the labels file has one
     wrong[keep].to_csv(metrics_dir / f"{prefix}misclassified.csv", index=False)
     pred[["label", "predicted"]].rename(columns={"label": "actual"}).to_csv(
         plots_dir / f"{prefix}confusion.csv", index=False

@@ -14,10 +14,11 @@ import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from mrseq.preprocess import PreprocessSpec
-from mrseq.sequences import CLASSES, HIGH_B_THRESHOLD
+from mrseq.sequences import CLASSES, HIGH_B_THRESHOLD, MODEL_CLASSES, OTHER, UNKNOWN
 
 SPEC_VERSION = 1
 MODEL_FILE = "model.ts"
@@ -61,19 +62,32 @@ def file_md5(path: str | os.PathLike) -> str:
 def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
     """Temperature scaling (Guo et al., 2017): the T minimising validation NLL of logits / T.
 
-    One number, so it cannot change which class wins; it only makes confidence honest."""
-    log_t = torch.zeros(1, requires_grad=True)
-    opt = torch.optim.LBFGS([log_t], lr=0.1, max_iter=200)
-    loss_fn = torch.nn.CrossEntropyLoss()
+    One number, so it cannot change which class wins; it only makes confidence honest. A bounded
+    search over log T (0.05-20): an unbounded optimiser ran off to NaN where the logits carry
+    no information (the NLL then keeps falling as T grows)."""
+    from scipy.optimize import minimize_scalar
 
-    def closure():
-        opt.zero_grad()
-        loss = loss_fn(logits / log_t.exp(), labels)
-        loss.backward()
-        return loss
+    logits, labels = logits.detach().double(), labels.long()
 
-    opt.step(closure)
-    return float(torch.clamp(log_t.exp(), 0.05, 20.0))
+    def nll(log_t: float) -> float:
+        return float(torch.nn.functional.cross_entropy(logits / np.exp(log_t), labels))
+
+    best = minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
+    return float(np.exp(best.x))
+
+
+def unknown_threshold(probs, labels, classes, rate: float) -> float:
+    """The confidence below which the answer is `unknown`: the largest threshold that sends at
+    most `rate` of the validation target series (any of the five classes) to unknown.
+
+    Non-target series are not used: the sixth output is what should catch them; the threshold
+    catches what neither the five nor `other` claims with confidence."""
+    target = np.isin(np.asarray(labels), [classes.index(c) for c in CLASSES])
+    confidence = np.sort(np.asarray(probs)[target].max(axis=1))
+    if confidence.size == 0 or rate <= 0:
+        return 0.0
+    k = int(np.floor(rate * confidence.size))  # this many may fall below
+    return float(confidence[k]) if k < confidence.size else 1.0
 
 
 def export_model(
@@ -84,6 +98,7 @@ def export_model(
     training: dict,
     data_fingerprints: dict,
     temperature: float = 1.0,
+    unknown_below: float = 0.0,
 ) -> dict:
     """Trace the net, check the trace reproduces it, write model.ts and model_spec.json."""
     out = Path(out_dir)
@@ -100,10 +115,12 @@ def export_model(
         "spec_version": SPEC_VERSION,
         "name": "mrseq",
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "classes": list(CLASSES),
+        "classes": list(MODEL_CLASSES),
         "class_definitions": {
             "DWI_Low": f"b < {HIGH_B_THRESHOLD:g} s/mm2",
             "DWI_High": f"b >= {HIGH_B_THRESHOLD:g} s/mm2",
+            OTHER: "none of the five (localiser, T1, DCE, post-contrast, subtraction, maps)",
+            UNKNOWN: "answered when the calibrated confidence is below output.unknown_below",
         },
         "preprocessing": preprocess.to_dict(),
         "input": {
@@ -112,8 +129,14 @@ def export_model(
             "range": [0, 1],
             "axes": "N, C, X (R), Y (A), Z (S) in RAS+ after reorientation",
         },
-        # probabilities = softmax(logits / temperature), temperature fitted on validation
-        "output": {"logits": len(CLASSES), "activation": "softmax", "temperature": temperature},
+        # probabilities = softmax(logits / temperature), temperature fitted on validation;
+        # below `unknown_below` confidence the label is "unknown" (threshold from validation)
+        "output": {
+            "logits": len(MODEL_CLASSES),
+            "activation": "softmax",
+            "temperature": temperature,
+            "unknown_below": round(unknown_below, 4),
+        },
         "model": {"file": MODEL_FILE, "format": "torchscript", **model_params},
         "training": training,
         "data": data_fingerprints,

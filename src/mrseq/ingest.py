@@ -28,6 +28,7 @@ SERIES_COLUMNS = [
     "field_strength",
     "b_value",
     "b_value_tag",
+    "phase",
     "image_type",
     "plane",
     "shape",
@@ -86,6 +87,7 @@ def describe(volume: Volume) -> dict:
         "field_strength": ds.get("MagneticFieldStrength", ""),
         "b_value": group.b_value,
         "b_value_tag": group.instances[0].b_tag,
+        "phase": group.instances[0].temporal,  # a DCE temporal position ("" for most series)
         "image_type": "\\".join(group.instances[0].image_type),
         "plane": plane_of(group.instances[0].orientation),
         "shape": "x".join(str(s) for s in volume.array.shape),

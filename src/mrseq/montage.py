@@ -12,7 +12,7 @@ import torch
 from mrseq.ingest import load_saved_volume
 from mrseq.labels import attach_labels
 from mrseq.preprocess import normalise
-from mrseq.sequences import CLASSES
+from mrseq.sequences import MODEL_CLASSES
 
 
 def _mid_slice(path: Path) -> np.ndarray:
@@ -41,8 +41,10 @@ def montage(
 
     interim = Path(interim_dir)
     table = attach_labels(pd.read_csv(interim / "series.csv"), pd.read_csv(labels_csv))
-    fig, axes = plt.subplots(len(CLASSES), per_class, figsize=(2.2 * per_class, 2.4 * len(CLASSES)))
-    for r, label in enumerate(CLASSES):
+    fig, axes = plt.subplots(
+        len(MODEL_CLASSES), per_class, figsize=(2.2 * per_class, 2.4 * len(MODEL_CLASSES))
+    )
+    for r, label in enumerate(MODEL_CLASSES):
         rows = list(_pick(table, label, per_class).itertuples())
         for c in range(per_class):
             ax = axes[r, c]

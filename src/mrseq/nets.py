@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from mrseq.sequences import CLASSES
+from mrseq.sequences import MODEL_CLASSES
 
 LAYERS = {10: [1, 1, 1, 1], 18: [2, 2, 2, 2], 34: [3, 4, 6, 3]}
 
@@ -13,7 +13,7 @@ def build_net(
     depth: int = 10,
     widths: list[int] = (16, 32, 64, 128),
     conv1_stride: int = 2,
-    n_classes: int = len(CLASSES),
+    n_classes: int = len(MODEL_CLASSES),
     in_channels: int = 1,
 ) -> nn.Module:
     """A basic-block 3D ResNet (MONAI); one input channel per preprocessing grid.

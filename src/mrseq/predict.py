@@ -63,8 +63,15 @@ class Predictor:
             out.append(self.probabilities(torch.stack([self.tensor(a, m) for a, m in chunk])))
         return np.concatenate(out) if out else np.zeros((0, len(self.classes)))
 
-    def record(self, volume: Volume, probs: np.ndarray) -> dict:
-        return schema.prediction(self.classes, probs, volume, model_version=self.version)
+    @property
+    def unknown_below(self) -> float:
+        """Confidence below which the answer is `unknown` (0 for models without the gate)."""
+        return float(self.spec.get("output", {}).get("unknown_below", 0.0))
+
+    def record(self, volume: Volume | None, probs: np.ndarray, warnings=None) -> dict:
+        return schema.prediction(
+            self.classes, probs, volume, warnings, self.version, self.unknown_below
+        )
 
     def predict_volumes(self, volumes: list[Volume]) -> list[dict]:
         probs = self.predict_arrays([(v.array, v.affine) for v in volumes])
@@ -123,12 +130,16 @@ def _table(records: list[dict]) -> str:
     lines = [f"{'label':<9} {'conf':>5} {'header':<9} {'b':>6}  {'description':<28} flag"]
     for r in records:
         flag = "DISAGREES" if r.get("agrees_with_header") is False else ""
+        if r.get("label") == "other":
+            flag = f"NOT A TARGET SERIES ({r.get('subtype') or 'subtype not in headers'})"
+        elif r.get("label") == "unknown":
+            flag = "UNKNOWN: " + r["warnings"][-1]
         if r.get("label") is None:
             flag = "ERROR: " + "; ".join(r["warnings"])
         b = r.get("b_value_header")
         lines.append(
-            f"{r.get('label') or '-':<9} {r.get('confidence', 0):>5.2f} "
-            f"{r.get('header_hint', '-'):<9} {'' if b is None else f'{b:g}':>6}  "
+            f"{r.get('label') or '-':<9} {r.get('confidence') or 0:>5.2f} "
+            f"{r.get('header_hint') or '-':<9} {'' if b is None else f'{b:g}':>6}  "
             f"{(r.get('series_description') or '')[:28]:<28} {flag}"
         )
     return "\n".join(lines)

@@ -1,7 +1,9 @@
 """The one record schema: what `mrseq predict`, the HTTP API and `mrseq classify` answer.
 
 Every record has every field, in this order: a classified volume fills them, a problem (a file,
-series or request that could not be classified) has `label` None and the reason in `warnings`.
+series or request that could not be classified) has `label` None and the reason in `warnings`;
+a series that is no volume because it is a localiser (1-4 slices, or mixed planes) is a problem
+with `label` "other" and `subtype` "localiser": not a target series, said so, with the reason.
 """
 
 from __future__ import annotations
@@ -10,8 +12,8 @@ import os
 
 import numpy as np
 
-from mrseq.dicom import plane_of
-from mrseq.sequences import UNKNOWN, header_hint
+from mrseq.dicom import is_localiser, plane_of
+from mrseq.sequences import OTHER, UNKNOWN, header_hint, other_subtype
 
 FIELDS = (
     "path",
@@ -21,6 +23,7 @@ FIELDS = (
     "b_value_header",
     "plane",
     "label",
+    "subtype",
     "confidence",
     "probabilities",
     "header_hint",
@@ -34,12 +37,23 @@ def _empty() -> dict:
     return dict.fromkeys(FIELDS) | {"warnings": []}
 
 
-def prediction(classes, probs: np.ndarray, volume=None, warnings=None, model_version=None) -> dict:
-    """A classified volume; `volume` (mrseq.dicom.Volume) adds what its headers say."""
-    label = classes[int(np.argmax(probs))]
+def prediction(
+    classes,
+    probs: np.ndarray,
+    volume=None,
+    warnings=None,
+    model_version=None,
+    unknown_below: float = 0.0,
+) -> dict:
+    """A classified volume; `volume` (mrseq.dicom.Volume) adds what its headers say.
+
+    Below `unknown_below` confidence the label is `unknown` and a warning gives the reason and
+    the best guess; a label of `other` carries the subtype its headers suggest, when they do."""
+    best, confidence = classes[int(np.argmax(probs))], float(np.max(probs))
+    label = UNKNOWN if confidence < unknown_below else best
     record = _empty() | {
         "label": label,
-        "confidence": round(float(np.max(probs)), 4),
+        "confidence": round(confidence, 4),
         "probabilities": {c: round(float(p), 4) for c, p in zip(classes, probs, strict=True)},
         "header_hint": UNKNOWN,
         "model_version": model_version,
@@ -49,21 +63,29 @@ def prediction(classes, probs: np.ndarray, volume=None, warnings=None, model_ver
     if warnings is None:
         warnings = volume.warnings if volume is not None else []
     record["warnings"] = list(warnings)
+    if label == UNKNOWN:
+        record["warnings"].append(
+            f"confidence {confidence:.2f} is below the model's threshold {unknown_below:.2f} "
+            f"(best guess {best})"
+        )
     return record
 
 
 def _from_headers(volume, label: str) -> dict:
     group, ds = volume.group, volume.group.first
     hint = header_hint(ds, group.b_value)
+    first = group.instances[0]
+    known = UNKNOWN not in (hint.label, label)
     return {
-        "path": os.path.dirname(group.instances[0].path),
-        "series_uid": group.instances[0].series_uid,
+        "path": os.path.dirname(first.path),
+        "series_uid": first.series_uid,
         "volume_id": group.volume_id,
         "series_description": str(ds.get("SeriesDescription", "")),
         "b_value_header": group.b_value,
-        "plane": plane_of(group.instances[0].orientation),
+        "plane": plane_of(first.orientation),
+        "subtype": (other_subtype(ds, first.temporal) or None) if label == OTHER else None,
         "header_hint": hint.label,
-        "agrees_with_header": None if hint.label == UNKNOWN else hint.label == label,
+        "agrees_with_header": hint.label == label if known else None,
     }
 
 
@@ -72,4 +94,9 @@ def problem(why: str, **where) -> dict:
     unknown = set(where) - set(FIELDS)
     if unknown:
         raise ValueError(f"not record fields: {sorted(unknown)}")
-    return _empty() | {k: v for k, v in where.items() if v not in (None, "")} | {"warnings": [why]}
+    record = (
+        _empty() | {k: v for k, v in where.items() if v not in (None, "")} | {"warnings": [why]}
+    )
+    if is_localiser(why):
+        record |= {"label": OTHER, "subtype": "localiser"}
+    return record

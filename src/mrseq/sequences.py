@@ -12,7 +12,11 @@ from dataclasses import dataclass
 from pydicom.dataset import Dataset
 
 CLASSES: tuple[str, ...] = ("T2WI_nan", "T2WI_fs", "DWI_Low", "DWI_High", "ADC")
-UNKNOWN = "unknown"
+# Non-target series (localisers, T1, DCE, post-contrast, subtraction, derived maps) form a
+# sixth model output, so a router is told "other" instead of a confident wrong target label.
+OTHER = "other"
+MODEL_CLASSES: tuple[str, ...] = (*CLASSES, OTHER)
+UNKNOWN = "unknown"  # the model's confidence is below its validated threshold
 HIGH_B_THRESHOLD = 500.0  # s/mm2: b >= 500 is DWI_High, as in the paper
 
 # GE stores b-values in (0043,1039) with 1e9 added to flag a "user defined" b-value.
@@ -34,6 +38,17 @@ _FS_WORDS = re.compile(
 _ADC_WORDS = re.compile(r"(?<![a-z])(d?adc(_?map)?|apparent diffusion)(?![a-z])", re.I)
 _EADC_WORDS = re.compile(r"(?<![a-z])(eadc|exp(onential)?[ _-]?adc)(?![a-z])", re.I)
 _DWI_WORDS = re.compile(r"(?<![a-z])(dwi|diff\w*|ep2d|b\d{2,4}|trace)(?![a-z])", re.I)
+_OTHER_WORDS = (  # (subtype, pattern) in the order they are tried
+    ("subtraction", re.compile(r"(?<![a-z])(sub\w*)(?![a-z])", re.I)),
+    ("dce", re.compile(r"(?<![a-z])(dce|dyn\w*|vibe|lava|thrive|twist|perfusion)(?![a-z])", re.I)),
+    (
+        "localiser",
+        re.compile(r"(?<![a-z])(locali[sz]\w*|scout|survey|3[ _-]?plane)(?![a-z])", re.I),
+    ),
+    ("t2_map", re.compile(r"(?<![a-z])(t2[ _-]?map\w*|t2star[ _-]?map|mapit)(?![a-z])", re.I)),
+    ("eadc", _EADC_WORDS),
+    ("t1", re.compile(r"(?<![a-z])(t1\w*)(?![a-z])", re.I)),
+)
 _T2_WORDS = re.compile(r"(?<![a-z])(t2\w*|tse|frfse|fse|haste|space|cube)(?![a-z])", re.I)
 
 
@@ -133,6 +148,16 @@ def fat_suppressed(ds: Dataset) -> tuple[bool, str]:
     return False, ""
 
 
+def other_subtype(ds: Dataset, phase: str = "") -> str:
+    """What kind of non-target series the headers suggest ("" when they say nothing): reported
+    beside a model answer of `other`, never used to decide it."""
+    description = _text(ds, "SeriesDescription")
+    for subtype, words in _OTHER_WORDS:
+        if words.search(description):
+            return subtype
+    return "dce" if phase else ""
+
+
 def header_hint(ds: Dataset, b: float | None = None) -> Hint:
     """Guess the class from headers alone.
 
@@ -147,6 +172,9 @@ def header_hint(ds: Dataset, b: float | None = None) -> Hint:
         b, _ = b_value(ds)
     if b is not None:
         return Hint(label_for_b_value(b), f"b-value {b:g}")
+    subtype = other_subtype(ds, str(ds.get("TemporalPositionIdentifier", "") or ""))
+    if subtype:
+        return Hint(OTHER, f"headers suggest {subtype}")
     description = _text(ds, "SeriesDescription")
     sequence = _text(ds, "ScanningSequence").upper()
     if _DWI_WORDS.search(description) or "EP" in sequence.split("\\"):

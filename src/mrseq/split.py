@@ -31,3 +31,12 @@ def split_patients(index: pd.DataFrame, fractions=(0.8, 0.1, 0.1), seed: int = 0
         "val": pick(parts[n_test : n_test + n_val]),
         "train": pick(parts[n_test + n_val :]),
     }
+
+
+def hold_out(splits: dict, index: pd.DataFrame, subtypes) -> dict:
+    """Volumes of the held-out non-target subtypes stay in test only: never trained, never
+    used for early stopping, temperature or the unknown threshold."""
+    if "subtype" not in index or not subtypes:
+        return splits
+    held = set(index.loc[index["subtype"].isin(list(subtypes)), "volume_id"])
+    return {k: v if k == "test" else [i for i in v if i not in held] for k, v in splits.items()}

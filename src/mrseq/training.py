@@ -20,7 +20,7 @@ from torch import nn
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from mrseq.nets import build_net_from_params
-from mrseq.sequences import CLASSES
+from mrseq.sequences import MODEL_CLASSES
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class VolumeDataset(Dataset):
 
     def __init__(self, processed: Path, table: pd.DataFrame, augment=None):
         self.x = [np.load(processed / f) for f in table["array"]]
-        self.y = [CLASSES.index(label) for label in table["label"]]
+        self.y = [MODEL_CLASSES.index(label) for label in table["label"]]
         self.augment = augment
 
     def __len__(self) -> int:

@@ -69,14 +69,27 @@ def test_pipeline_produces_metrics_model_and_plots(repo):
     work, _, _ = repo
     result = json.loads((work / "metrics" / "test.json").read_text())
     assert 0 <= result["overall"]["accuracy"]["value"] <= 1
-    assert set(result["per_class"]) == {"T2WI_nan", "T2WI_fs", "DWI_Low", "DWI_High", "ADC"}
+    assert set(result["per_class"]) == {
+        "T2WI_nan",
+        "T2WI_fs",
+        "DWI_Low",
+        "DWI_High",
+        "ADC",
+        "other",
+    }
+    routing = result["routing"]  # the router's view: right, wrongly rejected, kept out
+    assert routing["non_target_kept_out"]["n"] > 0 and routing["target_answered_right"]["n"] > 0
     bench = json.loads((work / "metrics" / "benchmark.json").read_text())
     assert bench.keys() == result.keys()  # the same structure as the test split's
     assert bench["overall"]["n"] == sum(b["n"] for b in bench["bands"].values())
+    assert bench["routing"]["non_target_rejected_by_ingest"] > 0  # 1-3 slice localisers, counted
+    assert bench["routing"]["by_subtype"]["t2_map"]["held_out"]
     predictions = (work / "metrics" / "benchmark_predictions.csv").read_text()
     assert "SIM1000-" in predictions and "SIM000-" not in predictions  # its own cohort
     spec = json.loads((work / "models" / "mrseq" / "model_spec.json").read_text())
     assert spec["preprocessing"]["shape"] == [24, 24, 10]
+    assert spec["classes"][-1] == "other" and 0 <= spec["output"]["unknown_below"] <= 1
+    assert 0.05 <= spec["output"]["temperature"] <= 20
     for path in (
         "plots/confusion.png",
         "plots/reliability.png",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import random
 import subprocess
 import urllib.request
@@ -14,6 +15,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from conftest import make_series
 from helpers import tiny_model_dir
 from mrseq.serving import archive, client, process
 from mrseq.simulate import simulate_cohort
@@ -172,13 +174,20 @@ def test_classify_a_study_from_a_pacs_through_the_server(running, study, orthanc
     assert "stored 1 results SR" in out.err
 
 
-def test_a_second_instance_on_other_ports_serves_beside_the_first(running, study):
-    """gRPC and the worker sockets follow the inference port: no collision with the first."""
+def test_a_second_instance_on_other_ports_serves_beside_the_first(running, study, capsys):
+    """gRPC and the worker sockets follow the inference port: no collision with the first.
+
+    The second serves a model whose unknown gate no untrained net passes, so `mrseq classify`
+    shows `unknown` (with the reason) and, for a 3-slice localiser, `other`."""
+    from mrseq.cli import main
+
     root, url, _, _ = running
+    gated = tiny_model_dir(root / "gated", unknown_below=0.999)
+    archive.build_mar(gated, root / "store2", SERVE)
     base = int(url.rsplit(":", 1)[1]) + 1000
     ports = (base, base + 1, base + 2)
     state = root / "state2"
-    process.start(root / "store", state, CONFIG, ports=ports)
+    process.start(root / "store2", state, CONFIG, ports=ports)
     try:
         process.wait_ready(f"http://127.0.0.1:{ports[1]}", timeout=180)
         body = study_zip(study[0])
@@ -187,8 +196,27 @@ def test_a_second_instance_on_other_ports_serves_beside_the_first(running, study
         sockets = {p.name for p in Path("/tmp").glob(".ts.sock.*") if not p.name.endswith("lock")}
         first = int(url.rsplit(":", 1)[1])
         assert f".ts.sock.{first + 100}" in sockets and f".ts.sock.{base + 100}" in sockets
+        _classify_shows_other_and_unknown(root, study[0], f"http://127.0.0.1:{base}", capsys, main)
     finally:
         process.stop(state)
+
+
+def _classify_shows_other_and_unknown(root: Path, study_root: Path, url: str, capsys, main):
+    import shutil
+
+    folder = root / "with_localiser"
+    shutil.copytree(study_root, folder / "study")
+    make_series(folder / "loc", stacks=[np.ones((40, 40, 3), dtype=np.uint16)])
+    assert main(["classify", str(folder), "--url", url, "--format", "json"]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
+    labels = {r["label"] for r in records}
+    assert labels == {"unknown", "other"}, labels
+    unknown = [r for r in records if r["label"] == "unknown"]
+    assert all("below the model's threshold" in r["warnings"][-1] for r in unknown)
+    assert [r["subtype"] for r in records if r["label"] == "other"] == ["localiser"]
+    assert main(["classify", str(folder), "--url", url]) == 0
+    table = capsys.readouterr().out
+    assert "UNKNOWN: confidence" in table and "NOT A TARGET SERIES (localiser)" in table
 
 
 def test_the_frontend_heap_is_bounded(running):

@@ -15,6 +15,7 @@ import pytest
 
 from conftest import make_series
 from helpers import Context, tiny_model_dir
+from mrseq.dicom import MIN_SLICES
 from mrseq.records import FIELDS
 from mrseq.serving.handler import MrseqHandler
 from mrseq.simulate import simulate_cohort
@@ -57,8 +58,12 @@ def test_study_zip_gives_one_record_per_volume(handler, study):
     body = zip_folder(root, lambda n: f"{n}.dcm")
     records, ctx = call(handler, body)
     assert not ctx.status
-    good = [r for r in records if r["label"]]
-    assert len(good) == len(labels)  # multi-b series split, one record per volume
+    good = [r for r in records if r["confidence"] is not None]
+    volumes = labels[labels.n_slices >= MIN_SLICES]  # multi-b and DCE series split per volume
+    assert len(good) == len(volumes)
+    localisers = [r for r in records if r["label"] == "other" and r["confidence"] is None]
+    assert len(localisers) == len(labels) - len(volumes)  # few slices: other, with the reason
+    assert all(r["subtype"] == "localiser" and "slices" in r["warnings"][0] for r in localisers)
     for r in good:
         assert tuple(r) == FIELDS  # the one schema (mrseq.records), what predict answers
         assert r["model_version"] and r["series_uid"] and r["label"] in r["probabilities"]
@@ -101,7 +106,7 @@ def test_bad_inputs_get_4xx_and_a_message(handler, tmp_path, name, make, status,
     assert ctx.status[0][0] == status and words in records["error"], records
 
 
-def test_no_pixel_data_and_4d_series_are_422(handler, tmp_path):
+def test_no_pixel_data_is_422_and_a_4d_series_gives_one_record_per_phase(handler, tmp_path):
     paths, _, _ = make_series(tmp_path / "nopix")
     for p in paths:
         ds = pydicom.dcmread(p)
@@ -113,7 +118,8 @@ def test_no_pixel_data_and_4d_series_are_422(handler, tmp_path):
     make_series(tmp_path / "dce" / "t1", SeriesInstanceUID=uid, TemporalPositionIdentifier=1)
     make_series(tmp_path / "dce" / "t2", SeriesInstanceUID=uid, TemporalPositionIdentifier=2)
     records, ctx = call(handler, zip_folder(tmp_path / "dce"))
-    assert ctx.status[0][0] == 422 and "temporal" in records["error"]
+    assert not ctx.status
+    assert sorted(r["volume_id"] for r in records) == [f"{uid}_t1", f"{uid}_t2"]
 
 
 def test_member_names_cannot_escape(handler, tmp_path):

@@ -2,12 +2,13 @@ import pytest
 import torch
 
 from mrseq.nets import build_net
+from mrseq.sequences import MODEL_CLASSES
 
 
 @pytest.mark.parametrize("depth, shape", [(10, (2, 1, 32, 32, 12)), (18, (2, 1, 24, 24, 8))])
 def test_output_shape(depth, shape):
     net = build_net(depth, [4, 8, 8, 16])
-    assert net(torch.rand(shape)).shape == (shape[0], 5)
+    assert net(torch.rand(shape)).shape == (shape[0], len(MODEL_CLASSES))  # five + other
 
 
 def test_every_parameter_gets_a_finite_gradient():

@@ -18,7 +18,7 @@ def test_every_declared_key_exists_in_params_yaml():
 def test_stage_sees_only_declared_keys(monkeypatch, tmp_path):
     monkeypatch.chdir(ROOT)
     p = stage_params("split")
-    assert set(p) == {"split"}
+    assert set(p) == {"split", "other"}
     with pytest.raises(KeyError):
         p["train"]
 

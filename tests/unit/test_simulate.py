@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mrseq.dicom import MIN_SLICES, is_localiser
 from mrseq.ingest import ingest
 from mrseq.labels import attach_labels
 from mrseq.simulate import simulate_cohort
@@ -48,11 +49,17 @@ def test_same_seed_same_cohort(cohort, tmp_path):
 
 def test_labels_agree_with_what_ingest_reads(cohort):
     _, labels, table, summary = cohort
-    assert not summary.rejected and not summary.skipped
-    assert len(table) == len(labels)
+    # localisers of 1-4 slices are rejected with their reason; every other labelled row is read
+    assert all(is_localiser(why) for why in summary.rejected.values()) and not summary.skipped
+    volumes = labels[labels.n_slices >= MIN_SLICES]
+    assert len(summary.rejected) == len(labels) - len(volumes)
+    assert set(labels.subtype[labels.n_slices < MIN_SLICES]) == {"localiser"}
+    assert len(table) == len(volumes)
     joined = attach_labels(table, labels)
-    assert len(joined) == len(labels)
-    assert Counter(joined.label) == Counter(labels.label)
+    assert len(joined) == len(volumes)
+    assert Counter(joined.label) == Counter(volumes.label)
+    dce = joined[joined.phase.notna() & (joined.phase.astype(str) != "")]
+    assert (dce.subtype == "dce").all()
     dwi = joined[joined.label.isin(["DWI_Low", "DWI_High"]) & joined.b_value.notna()]
     assert ((dwi.b_value >= 500) == (dwi.label == "DWI_High")).all()
     planes = labels.drop_duplicates("series_uid").set_index("series_uid").plane
@@ -178,7 +185,8 @@ def test_shortcut_audit_runs_and_returns_numbers(cohort):
 
     out, labels, _, _ = cohort
     result = audit_shortcuts(out / "interim", out / "raw" / "labels.csv")
-    assert result["volumes"] == len(labels) and result["patients"] == 6
+    targets = labels[labels.label != "other"]
+    assert result["volumes"] == len(targets) and result["patients"] == 6
     for key in ("geometry_only_accuracy", "histogram_only_accuracy", "majority_class_accuracy"):
         assert 0 <= result[key] <= 1
 

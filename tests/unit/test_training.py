@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from helpers import tiny_processed, tiny_train_cfg
+from mrseq.sequences import MODEL_CLASSES
 from mrseq.training import build_augment, load_classifier, train_model
 
 
@@ -16,7 +17,7 @@ def test_train_model_writes_checkpoint_history_and_metrics(tmp_path):
     assert result["epochs_run"] == 2 and result["best"]["val_loss"] > 0
     assert (tmp_path / "out" / "history.csv").read_text().count("\n") == 3
     model = load_classifier(result["best_checkpoint"], tiny_train_cfg()["model"])
-    assert model(torch.rand(1, 1, 16, 16, 8)).shape == (1, 5)
+    assert model(torch.rand(1, 1, 16, 16, 8)).shape == (1, len(MODEL_CLASSES))
     assert json.loads((tmp_path / "out" / "train_metrics.json").read_text())["epochs_run"] == 2
 
 

@@ -309,8 +309,5 @@ def records(predictor, decoded: Decoded, probs: np.ndarray) -> list[dict]:
     out = []
     for item, p in zip(decoded.items, probs, strict=True):
         # warnings scrubbed of server paths; the path itself is the server's, so it goes
-        out.append(
-            schema.prediction(predictor.classes, p, item.volume, item.warnings, predictor.version)
-            | {"path": None}
-        )
+        out.append(predictor.record(item.volume, p, item.warnings) | {"path": None})
     return out + decoded.problems

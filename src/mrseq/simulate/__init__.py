@@ -20,6 +20,7 @@ from mrseq.dicom_write import SeriesToWrite, write_series
 from mrseq.sequences import label_for_b_value
 from mrseq.simulate import headers
 from mrseq.simulate.anatomy import make_patient
+from mrseq.simulate.other import plan_others, render_t1, render_t2_map
 from mrseq.simulate.physics import Tissues
 from mrseq.simulate.protocol import B_STYLE, SeriesPlan, StudyPlan, plan_study
 from mrseq.simulate.ranges import draw
@@ -43,6 +44,8 @@ LABEL_COLUMNS = [
     "prostate_volume_ml",
     "snr",
     "fat_residual",
+    "subtype",
+    "phase",
 ]
 
 
@@ -78,6 +81,8 @@ class _Writer:
         labels: list[str],
         slope: float,
         b_style: str | None,
+        temporal: list[int] | None = None,
+        subtype: str = "",
     ) -> None:
         vendor = self.study.vendor
         uid = self.uid("series", self.number)
@@ -96,9 +101,12 @@ class _Writer:
         tags.update(SeriesInstanceUID=uid, SeriesNumber=self.number, SeriesDescription=desc)
         folder = self.out / self.patient_id / self.study_tags["StudyInstanceUID"] / uid
         series = SeriesToWrite(stacks, plan.grid.geometry(), tags, b_values, b_style, slope)
+        series.temporal = temporal
         write_series(folder, series)
-        for b, label in zip(b_values, labels, strict=True):
-            self.rows.append(self._row(plan, uid, b, label, desc, kind, b_style))
+        phases = temporal or [None] * len(stacks)
+        for b, label, phase in zip(b_values, labels, phases, strict=True):
+            row = self._row(plan, uid, b, label, desc, kind, b_style)
+            self.rows.append(row | {"subtype": subtype, "phase": "" if phase is None else phase})
         self.number += 1
 
     def _row(self, plan, uid, b, label, desc, kind, b_style) -> dict:
@@ -187,6 +195,11 @@ def _adc_stored(rng, result: dict) -> tuple[np.ndarray, float]:
     return np.round(adc / unit), slope
 
 
+def other_rng(seed: int, index: int) -> np.random.Generator:
+    """The non-target series' own generator: they leave the target images unchanged."""
+    return np.random.default_rng([seed, index, 2])
+
+
 def simulate_patient(args: tuple[str, int, int, float]) -> list[dict]:
     """Simulate and write one patient's study; returns its label rows."""
     out, seed, index, scale = args
@@ -196,7 +209,11 @@ def simulate_patient(args: tuple[str, int, int, float]) -> list[dict]:
     anatomy = make_patient(rng)
     tissues = Tissues(rng, study.field)
     writer = _Writer(Path(out), rng, study, patient_id, seed, anatomy.prostate_volume_ml)
-    return render_study(rng, study, anatomy, tissues, writer)
+    extra = other_rng(seed, index)
+    others = plan_others(extra, study, scale)
+    render_study(rng, study, anatomy, tissues, writer)
+    render_others(extra, study, others, anatomy, tissues, writer)
+    return writer.rows
 
 
 def render_study(rng, study: StudyPlan, anatomy, tissues: Tissues, writer) -> list[dict]:
@@ -205,8 +222,63 @@ def render_study(rng, study: StudyPlan, anatomy, tissues: Tissues, writer) -> li
         if plan.kind == "t2":
             _write_t2(writer, plan, render_t2(rng, study, anatomy, tissues, plan))
         else:
-            _write_dwi(writer, plan, render_dwi(rng, study, anatomy, tissues, plan))
+            result = render_dwi(rng, study, anatomy, tissues, plan)
+            _write_dwi(writer, plan, result)
+            plan.drawn["fit"] = {k: result[k] for k in ("adc", "s0")} if plan.eadc else None
     return writer.rows
+
+
+def render_others(rng, study, plans, anatomy, tissues: Tissues, writer) -> list[dict]:
+    """Render the non-target series (and the eADC of a diffusion series) after the targets,
+    from their own generator; returns only their label rows."""
+    start = len(writer.rows)
+    for plan in study.series:
+        if plan.kind == "dwi" and plan.eadc and plan.drawn.get("fit"):
+            _write_eadc(writer, rng, plan, plan.drawn.pop("fit"))
+    for plan in plans:
+        if plan.kind == "t2_map":
+            image = render_t2_map(rng, study, anatomy, tissues, plan)
+            _write_other(writer, rng, plan, "t2_map", [image], quantitative=True)
+            continue
+        images = render_t1(rng, study, anatomy, tissues, plan)
+        _write_other(writer, rng, plan, plan.kind, images)
+        if plan.kind == "dce" and plan.drawn.get("subtraction"):
+            late = np.clip(images[-1] - images[0], 0, None)
+            _write_other(writer, rng, plan, "subtraction", [late])
+    return writer.rows[start:]
+
+
+def _write_other(w: _Writer, rng, plan: SeriesPlan, kind: str, images, quantitative=False):
+    """One series of a non-target kind; DCE phases in one series (temporal positions) or one
+    series per phase, each stack stored with the series' scale."""
+    peak, slope = (1.0, 1.0) if quantitative else _magnitude_storage(rng, w.study.vendor)
+    top = 1.0 if quantitative else max(float(np.percentile(im, 99.9)) for im in images)
+    stacks = [np.clip(np.round(im * peak / max(top, 1e-6)), 0, 65535) for im in images]
+    if kind == "dce" and not plan.one_series:
+        for stack in stacks:
+            w.write(plan, kind, [stack], [None], ["other"], slope, None, None, kind)
+        return
+    temporal = list(range(1, len(stacks) + 1)) if len(stacks) > 1 else None
+    w.write(
+        plan,
+        kind,
+        stacks,
+        [None] * len(stacks),
+        ["other"] * len(stacks),
+        slope,
+        None,
+        temporal,
+        kind,
+    )
+
+
+def _write_eadc(w: _Writer, rng, plan: SeriesPlan, fit: dict) -> None:
+    """exp(-b ADC) x 1000 over the tissue, background zeroed: bright where diffusion is
+    restricted, like a high-b image, but with no T2 weighting and no noise floor."""
+    eadc = np.exp(-plan.eadc * fit["adc"]) * 1000.0
+    s0 = fit["s0"]
+    eadc[s0 < float(draw(rng, "adc_background")) * np.percentile(s0, 99)] = 0.0
+    w.write(plan, "eadc", [np.round(eadc)], [None], ["other"], 1.0, None, None, "eadc")
 
 
 def single_threaded() -> None:

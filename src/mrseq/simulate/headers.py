@@ -59,11 +59,48 @@ _CALC = {
     PHILIPS: "cDWI_b{b}",
     CANON: "cDWI b={b}",
 }
+_OTHER = {
+    "localiser": {SIEMENS: "localizer", GE: "3-Plane Loc", PHILIPS: "Survey", CANON: "Locator"},
+    "t1_tse": {
+        SIEMENS: "t1_tse_{p}",
+        GE: "{p} T1 FSE",
+        PHILIPS: "T1W_TSE_{p}",
+        CANON: "T1 FSE {p}",
+    },
+    "dce": {
+        SIEMENS: "t1_vibe_fs_{p}_dyn",
+        GE: "{p} DCE LAVA",
+        PHILIPS: "DCE_THRIVE_{p}",
+        CANON: "Dynamic T1 {p}",
+    },
+    "t1_post_fs": {
+        SIEMENS: "t1_vibe_fs_{p}_post",
+        GE: "{p} T1 FS POST",
+        PHILIPS: "T1W_FS_post_{p}",
+        CANON: "T1 FS post {p}",
+    },
+    "subtraction": {
+        SIEMENS: "t1_vibe_fs_{p}_dyn_SUB",
+        GE: "{p} DCE SUB",
+        PHILIPS: "DCE_SUB_{p}",
+        CANON: "Subtraction",
+    },
+    "eadc": {SIEMENS: "ep2d_diff_{p}_EADC", GE: "Ax eADC", PHILIPS: "eADC_{p}", CANON: "eADC"},
+    "t2_map": {SIEMENS: "t2_map_{p}", GE: "{p} T2 Map", PHILIPS: "T2_map_{p}", CANON: "T2 map {p}"},
+}
+_GRADIENT_ECHO = ("localiser", "dce", "t1_post_fs", "subtraction")
 _TYPE = {
     "t2": ("ORIGINAL", "PRIMARY", "M", "NORM"),
     "dwi": ("ORIGINAL", "PRIMARY", "DIFFUSION", "NONE"),
     "calc": ("DERIVED", "PRIMARY", "DIFFUSION", "CALC_BVALUE", "TRACEW"),
     "adc": ("DERIVED", "PRIMARY", "DIFFUSION", "ADC"),
+    "localiser": ("ORIGINAL", "PRIMARY", "M", "NORM"),
+    "t1_tse": ("ORIGINAL", "PRIMARY", "M", "NORM"),
+    "dce": ("ORIGINAL", "PRIMARY", "M", "NORM"),
+    "t1_post_fs": ("ORIGINAL", "PRIMARY", "M", "NORM"),
+    "subtraction": ("DERIVED", "PRIMARY", "SUBTRACTION"),
+    "eadc": ("DERIVED", "PRIMARY", "DIFFUSION", "EADC"),
+    "t2_map": ("DERIVED", "PRIMARY", "T2 MAP"),
 }
 _MODEL = {
     SIEMENS: ("Skyra", "Aera", "Prisma"),
@@ -77,6 +114,7 @@ def description(rng, vendor: str, kind: str, plane: str, fs: str | None, b: str)
     """The vendor's usual description, or (sometimes) an empty or misleading one."""
     p = _PLANE[vendor][plane]
     table = {"t2": _T2[vendor], "dwi": _DWI[vendor], "adc": _ADC[vendor], "calc": _CALC[vendor]}
+    table |= {other: names[vendor] for other, names in _OTHER.items()}
     text = _FS[vendor][fs] if kind == "t2" and fs else table[kind]
     if rng.random() < WRONG_DESCRIPTION_P:
         text = str(
@@ -99,8 +137,10 @@ def series_tags(
     rng, study: dict, vendor: str, field: float, kind: str, fs: str | None, tr: float, te: float
 ) -> dict:
     """Tags shared by every instance of one series (besides UIDs and description)."""
-    diffusion = kind != "t2"
+    diffusion = kind in ("dwi", "calc", "adc", "eadc")
     scanning = "EP" if diffusion else ("IR" if fs == "stir" else "SE")
+    if kind in _GRADIENT_ECHO:
+        scanning = "GR"
     if vendor == GE and diffusion:
         scanning = "EP\\SE"
     options = ""

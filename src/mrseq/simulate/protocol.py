@@ -99,7 +99,7 @@ class Grid:
 
 @dataclass
 class SeriesPlan:
-    kind: str  # "t2" or "dwi" (a diffusion acquisition yields DWI, ADC and calculated images)
+    kind: str  # "t2", "dwi" (yields DWI, ADC, calculated images) or a non-target subtype
     grid: Grid
     fs: str | None = None  # fat suppression of a T2 series
     tr: float = 0.0
@@ -109,6 +109,10 @@ class SeriesPlan:
     calc_b: float | None = None  # a calculated high-b image from the fit
     adc: bool = False
     interleave: bool = False
+    eadc: float | None = None  # b of an exponential-ADC image from the fit (non-target)
+    phases: list[float] = field(default_factory=list)  # s after contrast (T1 GRE series)
+    flip: float = 0.0  # degrees (gradient echo)
+    one_series: bool = True  # DCE phases as temporal positions of one series, or one each
     drawn: dict = field(default_factory=dict)  # nuisance values drawn at render (for labels)
 
 
@@ -202,7 +206,7 @@ def _dwi_series(rng, vendor: str, n_low: int, n_high: int, n_adc: int, scale: fl
     )
 
 
-def coarsen(study: StudyPlan, min_pixel: float, anatomy_step: float) -> None:
+def coarsen(study: StudyPlan | list[SeriesPlan], min_pixel: float, anatomy_step: float) -> None:
     """Render no finer than `min_pixel` mm in-plane, anatomy sampled every `anatomy_step` mm
     (synthesised training volumes).
 
@@ -210,7 +214,7 @@ def coarsen(study: StudyPlan, min_pixel: float, anatomy_step: float) -> None:
     at 0.4 mm costs ~10x the time for detail that is averaged away. The averaging would also
     have lowered the noise by about the ratio of acquired pixel sizes: `snr_gain` keeps that.
     """
-    for plan in study.series:
+    for plan in study.series if isinstance(study, StudyPlan) else study:
         g = plan.grid
         g.anatomy_step = anatomy_step
         cap = max(16, int(g.fov / min_pixel / 2) * 2)

@@ -70,6 +70,18 @@ RANGES: dict[str, Range] = {
     "epi_gas_px": R(0.0, 8.0, "lin", "EPI distortion at rectal gas, pixels", "1-5"),
     "nyquist_ghost": R(0.0, 0.08, "lin", "N/2 ghost level", "0.005-0.04"),
     "b_high_max": R(2000, 3000, "lin", "largest high b (very high b, noise floor)", "1400-2000"),
+    # non-target series (per series): T1 TSE, T1 gradient echo (DCE, post-contrast), maps
+    "t1_tr": R(350, 900, "lin", "T1 TSE TR, ms", "450-700"),
+    "t1_te": R(6, 20, "lin", "T1 TSE TE, ms", "8-15"),
+    "gre_tr": R(2.5, 8.0, "lin", "T1 gradient-echo TR, ms", "3-5"),
+    "gre_te": R(1.0, 3.5, "lin", "T1 gradient-echo TE, ms", "1.2-2.5"),
+    "gre_flip": R(8, 30, "lin", "T1 gradient-echo flip angle, degrees", "10-15"),
+    "gre_pixel": R(0.6, 2.2, "log", "T1 gradient-echo acquired pixel, mm", "0.9-1.5"),
+    "gre_thickness": R(1.0, 5.0, "lin", "T1 gradient-echo slice thickness, mm", "1.5-3"),
+    "other_snr": R(5, 60, "log", "SNR of a non-target series", "15-40"),
+    "gd_dose": R(0.6, 1.5, "lin", "gadolinium dose and cardiac output factor", "0.9-1.1"),
+    "gd_uptake": R(0.5, 2.0, "log", "gadolinium uptake multiplier per tissue", "0.8-1.2"),
+    "t2_map_max": R(300, 3000, "log", "T2 map clip, ms", "500-2000"),
     # acquisition and reconstruction (per series)
     "recon_factor": R(1.0, 2.2, "lin", "zero-filled interpolation factor", "1-2"),
     "apodisation": R(0.0, 0.8, "lin", "k-space Hann blend (0: Gibbs ringing)", "0-0.4"),
@@ -97,6 +109,8 @@ CHOICES = {
     "b_low": "any b in 0-499 (common values or continuous)",
     "b_high": "any b in 500-b_high_max (common values or continuous), calculated b 1000-3000",
     "dwi_plane": "axial 90 %, coronal or sagittal 10 %",
+    "other_series": "non-target series per study: localiser, T1 TSE, DCE (2-4 phases, one "
+    "series or one per phase), post-contrast T1 FS, subtraction, eADC, T2 map (held out)",
 }
 
 

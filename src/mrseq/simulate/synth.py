@@ -20,9 +20,11 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from mrseq.dicom import MIN_SLICES
 from mrseq.preprocess import PreprocessSpec, preprocess_volume
-from mrseq.simulate import render_study, single_threaded
+from mrseq.simulate import other_rng, render_others, render_study, single_threaded
 from mrseq.simulate.anatomy import make_patient
+from mrseq.simulate.other import plan_others
 from mrseq.simulate.physics import Tissues
 from mrseq.simulate.protocol import StudyPlan, coarsen, plan_study
 
@@ -38,6 +40,7 @@ INDEX_COLUMNS = [
     "fs_method",
     "snr",
     "fat_residual",
+    "subtype",
     "array",
 ]
 
@@ -51,15 +54,19 @@ class Collector:
         self.arrays: list[np.ndarray] = []
         self.affines: list[np.ndarray] = []  # RAS, as the DICOM reader would give them
 
-    def write(self, plan, kind, stacks, b_values, labels, slope, b_style) -> None:
+    def write(
+        self, plan, kind, stacks, b_values, labels, slope, b_style, temporal=None, subtype=""
+    ) -> None:
         affine = plan.grid.geometry().ras_affine()
+        if stacks[0].shape[2] < MIN_SLICES:
+            return  # ingest rejects it (a localiser): the DICOM path never trains on it either
         for stack, b, label in zip(stacks, b_values, labels, strict=True):
             # What the DICOM reader returns: stored integers times RescaleSlope.
             pixels = stack.astype(np.float32) * np.float32(slope)
             tensor = preprocess_volume(pixels, affine, self.spec)
             self.arrays.append(tensor.numpy().astype(np.float16))
             self.affines.append(affine)
-            self.rows.append(self._row(plan, kind, b, label))
+            self.rows.append(self._row(plan, kind, b, label) | {"subtype": subtype})
 
     def _row(self, plan, kind, b, label) -> dict:
         n = len(self.rows)
@@ -85,24 +92,30 @@ def synthesize_patient(
     min_pixel: float | None = None,
     anatomy_step: float = 0.0,
     scale: float = 1.0,
+    skip: tuple[str, ...] = (),
 ) -> Collector:
     """One patient's volumes on the model grid (.rows, float16 .arrays, .affines).
 
-    (seed, index, scale) with no min_pixel is simulate_patient's patient, image for image."""
+    (seed, index, scale) with no min_pixel is simulate_patient's patient, image for image;
+    `skip` leaves non-target subtypes out (the held-out type never reaches training)."""
     rng = np.random.default_rng([seed, index])
     patient_id = f"SYN{seed:03d}-{index:05d}"
     study = plan_study(rng, scale)
+    extra = other_rng(seed, index)
+    others = plan_others(extra, study, scale, skip)
     if min_pixel:
-        coarsen(study, float(min_pixel), anatomy_step)
+        coarsen([*study.series, *others], float(min_pixel), anatomy_step)
     anatomy = make_patient(rng)
     collector = Collector(rng, study, patient_id, spec)
-    render_study(rng, study, anatomy, Tissues(rng, study.field), collector)
+    tissues = Tissues(rng, study.field)
+    render_study(rng, study, anatomy, tissues, collector)
+    render_others(extra, study, others, anatomy, tissues, collector)
     return collector
 
 
 def _job(args: tuple) -> list[dict]:
-    out, seed, index, spec, coarse = args
-    done = synthesize_patient(seed, index, PreprocessSpec.from_dict(spec), *coarse)
+    out, seed, index, spec, coarse, skip = args
+    done = synthesize_patient(seed, index, PreprocessSpec.from_dict(spec), *coarse, skip)
     rows = done.rows
     for row, array in zip(rows, done.arrays, strict=True):
         row["array"] = f"arrays/{row['volume_id']}.npy"
@@ -120,6 +133,7 @@ def synthesize_cohort(
     scale: float = 1.0,
     workers: int = 1,
     progress: bool = True,
+    skip: tuple[str, ...] = (),
 ) -> pd.DataFrame:
     """Write out/arrays/<volume_id>.npy and out/index.csv (the preprocess stage's layout)."""
     if n_patients < 1:
@@ -127,7 +141,7 @@ def synthesize_cohort(
     out = Path(out_dir)
     (out / "arrays").mkdir(parents=True, exist_ok=True)
     coarse = (min_pixel, anatomy_step, scale)
-    jobs = [(str(out), seed, i, spec.to_dict(), coarse) for i in range(n_patients)]
+    jobs = [(str(out), seed, i, spec.to_dict(), coarse, tuple(skip)) for i in range(n_patients)]
     bar = dict(total=n_patients, desc="synthesize", unit="pt", disable=not progress)
     if workers > 1 and n_patients > 1:
         with ProcessPoolExecutor(min(workers, n_patients), initializer=single_threaded) as pool:
