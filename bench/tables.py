@@ -42,8 +42,40 @@ def summary(result: dict) -> str:
     return "\n".join(lines)
 
 
+def routing(result: dict) -> str:
+    """The router's view: what reaches a downstream model, per target and non-target subtype."""
+    r = result.get("routing")
+    if not r:
+        return ""
+    rows = [
+        ("target series answered right (unknown counts as wrong)", r["target_answered_right"]),
+        (
+            "target series sent to other or unknown (goal <= 0.01)",
+            r["target_sent_to_other_or_unknown"],
+        ),
+        ("non-target series kept out of the five (goal >= 0.98)", r["non_target_kept_out"]),
+    ]
+    lines = ["| figure | n | value (95 % CI) |", "|---|---|---|"]
+    lines += [f"| {name} | {e['n']} | {cell(e)} |" for name, e in rows]
+    lines += [
+        "",
+        f"Detection AUROC of P(other), non-target vs target: {r.get('detection_auroc')}; "
+        f"target series answered unknown: {r['target_unknown']}; rejected by ingest with a "
+        f"reason: {r['non_target_rejected_by_ingest']} non-target, "
+        f"{r['target_rejected_by_ingest']} target.",
+        "",
+        "| non-target subtype | n | kept out of the five | answers |",
+        "|---|---|---|---|",
+    ]
+    for name, row in r["by_subtype"].items():
+        tag = " (held out: never trained)" if row["held_out"] else ""
+        answers = ", ".join(f"{k} {v}" for k, v in sorted(row["answers"].items()))
+        lines.append(f"| {name}{tag} | {row['n']} | {cell(row)} | {answers} |")
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
     for path in sys.argv[1:]:
         with open(path) as f:
             result = json.load(f)
-        print(f"\n{path}\n\n{per_class(result)}\n\n{summary(result)}")
+        print(f"\n{path}\n\n{per_class(result)}\n\n{summary(result)}\n\n{routing(result)}")
