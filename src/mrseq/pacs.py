@@ -117,11 +117,16 @@ def _text_item(record: dict) -> Dataset:
     item = Dataset()
     item.RelationshipType, item.ValueType = "CONTAINS", "TEXT"
     item.ConceptNameCodeSequence = _code(*SR_ITEM)
-    b = record.get("b_value_header")
+    b, confidence = record.get("b_value_header"), record.get("confidence")
+    # a series the model never saw (a localiser) says why instead of a confidence
+    why = record["warnings"][0] if record.get("warnings") else "no reason given"
+    detail = f"confidence {confidence:.2f}" if confidence is not None else why
+    if record.get("subtype"):
+        detail = f"{record['subtype']}, {detail}"
     item.TextValue = (
         f"series {record['series_uid']}"
         + ("" if b is None else f" b={b:g}")
-        + f": {record['label']} (confidence {record['confidence']:.2f})"
+        + f": {record['label']} ({detail})"
         + f" [{record.get('series_description') or 'no description'}]"
     )[:1024]
     return item

@@ -80,31 +80,31 @@ class Predictor:
     def predict_paths(self, paths: list[str | os.PathLike]) -> list[dict]:
         """DICOM files/folders -> one record per volume; problems become warning records."""
         result = scan(paths)
-        records = [_problem(path, why) for path, why in result.skipped.items()]
+        records = [schema.problem(why, path=path) for path, why in result.skipped.items()]
         volumes = []
         for group in result.groups:
             if group.error:
-                records.append(_problem(group.instances[0].path, group.error, group.volume_id))
+                records.append(_problem(group, group.error))
                 continue
             why = why_bad_geometry(*header_geometry(group))  # before any pixel is decoded
             if why:
-                records.append(_problem(group.instances[0].path, why, group.volume_id))
+                records.append(_problem(group, why))
                 continue
             try:
                 volume = load_volume(group)
             except Exception as exc:  # one bad series never stops the rest
-                records.append(_problem(group.instances[0].path, str(exc), group.volume_id))
+                records.append(_problem(group, str(exc)))
                 continue
             why = why_unusable(volume.array, volume.affine)  # the limits serving applies
             if why:
-                records.append(_problem(group.instances[0].path, why, group.volume_id))
+                records.append(_problem(group, why))
             else:
                 volumes.append(volume)
         return self.predict_volumes(volumes) + records
 
 
-def _problem(path: str, why: str, volume_id: str = "") -> dict:
-    return schema.problem(why, path=path, volume_id=volume_id)
+def _problem(group, why: str) -> dict:
+    return schema.problem(why, **schema.where(group))
 
 
 def format_records(records: list[dict], fmt: str = "json") -> str:

@@ -89,6 +89,17 @@ def _from_headers(volume, label: str) -> dict:
     }
 
 
+def where(group, path: bool = True) -> dict:
+    """The record fields that say which series a problem is about (`path`: a file of it)."""
+    first = group.instances[0]
+    fields = {
+        "series_uid": first.series_uid,
+        "volume_id": group.volume_id,
+        "series_description": str(group.first.get("SeriesDescription", "")),
+    }
+    return ({"path": first.path} if path else {}) | fields
+
+
 def problem(why: str, **where) -> dict:
     """What could not be classified (where: path, series_uid, volume_id, series_description)."""
     unknown = set(where) - set(FIELDS)

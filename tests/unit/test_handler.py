@@ -64,6 +64,7 @@ def test_study_zip_gives_one_record_per_volume(handler, study):
     localisers = [r for r in records if r["label"] == "other" and r["confidence"] is None]
     assert len(localisers) == len(labels) - len(volumes)  # few slices: other, with the reason
     assert all(r["subtype"] == "localiser" and "slices" in r["warnings"][0] for r in localisers)
+    assert all(r["series_uid"] and r["path"] is None for r in localisers)  # no server paths
     for r in good:
         assert tuple(r) == FIELDS  # the one schema (mrseq.records), what predict answers
         assert r["model_version"] and r["series_uid"] and r["label"] in r["probabilities"]

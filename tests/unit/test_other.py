@@ -236,3 +236,16 @@ def test_header_subtype(description, subtype):
     assert other_subtype(ds) == subtype
     hint = header_hint(ds)
     assert (hint.label == OTHER) == bool(subtype)
+
+
+def test_the_results_report_names_a_localiser_and_why():
+    from pydicom.dataset import Dataset
+
+    from mrseq.pacs import results_report
+
+    record = problem("only 3 slices (localiser or survey?)", series_uid="1.2.3")
+    study = Dataset()
+    study.StudyInstanceUID = "1.2"
+    sr = results_report([record], {"1.2.3": []}, study)
+    (text,) = [item.TextValue for item in sr.ContentSequence]
+    assert text.startswith("series 1.2.3: other (localiser, only 3 slices")

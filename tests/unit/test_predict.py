@@ -29,6 +29,8 @@ def test_predict_paths_one_record_per_volume_with_valid_probabilities(study):
     rejected = [r for r in records if r["confidence"] is None]
     assert len(rejected) == localisers
     assert {(r["label"], r["subtype"]) for r in rejected} == {("other", "localiser")}
+    # which series it was, so a router can act on the answer
+    assert all(r["series_uid"] and r["volume_id"] and r["path"] for r in rejected)
     for r in records:
         if r["confidence"] is None:
             continue

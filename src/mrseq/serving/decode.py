@@ -271,7 +271,7 @@ def _volumes(folder: str, budget: Budget) -> Decoded:
     items = []
     for n, group in enumerate(result.groups):
         budget.check(f"{n} of {len(result.groups)} volumes read")
-        where = {"series_uid": group.instances[0].series_uid}
+        where = schema.where(group, path=False)  # never a server path
         if group.error:
             problem(where, group.error)
             continue
