@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from _common import setup
-from mrseq.evaluate import predict_table, print_routing, report, write_outputs
+from mrseq.evaluate import evaluate_cohort
 from mrseq.params import stage_params
 from mrseq.predict import Predictor
 
@@ -21,24 +21,13 @@ def main() -> None:
     args = parser.parse_args()
     setup()
     params = stage_params("benchmark")
-    p = params["evaluate"]
     predictor = Predictor.from_dir(args.model)
     interim = Path(args.interim)
-    pred = predict_table(predictor, interim, pd.read_csv(interim / "labelled.csv"))
+    table = pd.read_csv(interim / "labelled.csv")
     rejected = pd.read_csv(interim / "rejected.csv")
-    result = report(
-        pred,
-        predictor.classes,
-        int(p["bootstrap"]),
-        int(p["seed"]),
-        rejected,
-        params["other"]["held_out"],
-    )
-    write_outputs(
-        pred, result, predictor.classes, Path(args.metrics), Path(args.plots), "benchmark"
-    )
+    out = (Path(args.metrics), Path(args.plots))
+    result = evaluate_cohort(predictor, interim, table, rejected, params, out, "benchmark")
     print(json.dumps({k: result[k] for k in ("overall", "ece", "confidence_auroc")}))
-    print_routing(result["routing"])
     for band, row in result["bands"].items():
         print(
             f"{band:<9} acc {row['accuracy']['value']:.3f} {row['accuracy']['ci95']} n={row['n']}"

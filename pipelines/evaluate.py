@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from _common import setup
-from mrseq.evaluate import predict_table, print_routing, report, write_outputs
+from mrseq.evaluate import evaluate_cohort
 from mrseq.params import stage_params
 from mrseq.predict import Predictor
 
@@ -22,7 +22,6 @@ def main() -> None:
     args = parser.parse_args()
     setup()
     params = stage_params("evaluate")
-    p = params["evaluate"]
     predictor = Predictor.from_dir(args.model)
     interim = Path(args.interim)
     table = pd.read_csv(interim / "labelled.csv")
@@ -30,18 +29,9 @@ def main() -> None:
     test = table[table.volume_id.isin(test_ids)]
     rejected = pd.read_csv(interim / "rejected.csv")  # series ingest turned down, with why
     rejected = rejected[rejected.patient_id.isin(set(test.patient_id))]
-    pred = predict_table(predictor, interim, test)
-    result = report(
-        pred,
-        predictor.classes,
-        int(p["bootstrap"]),
-        int(p["seed"]),
-        rejected,
-        params["other"]["held_out"],
-    )
-    write_outputs(pred, result, predictor.classes, Path(args.metrics), Path(args.plots))
+    out = (Path(args.metrics), Path(args.plots))
+    result = evaluate_cohort(predictor, interim, test, rejected, params, out)
     print(json.dumps(result["overall"]))
-    print_routing(result["routing"])
     for name, row in result["per_class"].items():
         print(
             f"{name:<9} acc {row['accuracy']['value']:.3f} {row['accuracy']['ci95']}  "

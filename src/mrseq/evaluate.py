@@ -155,6 +155,27 @@ def report(
     return out
 
 
+def evaluate_cohort(
+    predictor,
+    interim: Path,
+    table: pd.DataFrame,
+    rejected: pd.DataFrame,
+    params: dict,
+    out: tuple[Path, Path],
+    name: str = "test",
+) -> dict:
+    """One cohort (labelled volumes + the series ingest turned down) through the Predictor:
+    the report, written to (metrics folder, plots folder) as NAME.*; the routing printed."""
+    pred = predict_table(predictor, interim, table)
+    p = params["evaluate"]
+    held_out = params["other"]["held_out"]
+    args = (int(p["bootstrap"]), int(p["seed"]), rejected, held_out)
+    result = report(pred, predictor.classes, *args)
+    write_outputs(pred, result, predictor.classes, *out, name)
+    print_routing(result["routing"])
+    return result
+
+
 def write_outputs(
     pred: pd.DataFrame,
     result: dict,
