@@ -143,9 +143,7 @@ class VolumeDataModule(pl.LightningDataModule):
         self.train_set = VolumeDataset(self.processed, self.table("train"), augment)
         self.val_set = VolumeDataset(self.processed, self.table("val"))
         if self.synthetic is not None:
-            extra = pd.read_csv(self.synthetic / "index.csv")
-            fraction = float(self.cfg.get("synthetic_val_fraction", 0.0))
-            extra_train, extra_val = synthetic_split(extra, fraction, int(self.cfg["seed"]))
+            extra_train, extra_val = self._synthetic_tables()
             self.train_set = ConcatDataset(
                 [self.train_set, VolumeDataset(self.synthetic, extra_train, augment)]
             )
@@ -153,6 +151,18 @@ class VolumeDataModule(pl.LightningDataModule):
                 self.val_set = ConcatDataset(
                     [self.val_set, VolumeDataset(self.synthetic, extra_val)]
                 )
+
+    def _synthetic_tables(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        extra = pd.read_csv(self.synthetic / "index.csv")
+        fraction = float(self.cfg.get("synthetic_val_fraction", 0.0))
+        return synthetic_split(extra, fraction, int(self.cfg["seed"]))
+
+    def train_labels(self) -> list[str]:
+        """The training volumes' labels, read from the indexes (no arrays loaded)."""
+        labels = list(self.table("train").label)
+        if self.synthetic is not None:
+            labels += list(self._synthetic_tables()[0].label)
+        return labels
 
     def _loader(self, data, shuffle: bool) -> DataLoader:
         workers = resolve_workers(self.cfg["num_workers"])
@@ -186,6 +196,21 @@ def resolve_workers(setting) -> int:
 # ------------------------------------------------------------------ model
 
 
+def class_weights(labels: list[str], power: float) -> list[float] | None:
+    """Loss weights (n / (k n_c)) ** power over the model's classes; None when power is 0.
+
+    `other` holds several series types (DCE phases, T1, maps...) and outnumbers each target
+    class about 3:1; unweighted, the loss pays for that share by sending target series to
+    `other`. power 1 balances fully, 0.5 halfway (in log terms). Absent classes weigh 1."""
+    if not power:
+        return None
+    counts = np.array([labels.count(c) for c in MODEL_CLASSES], dtype=float)
+    weights = np.ones(len(MODEL_CLASSES))
+    present = counts > 0
+    weights[present] = (counts.sum() / (present.sum() * counts[present])) ** float(power)
+    return [round(float(w), 6) for w in weights]
+
+
 class SequenceClassifier(pl.LightningModule):
     """Cross-entropy classifier; the network is injected (built by mrseq.nets)."""
 
@@ -196,11 +221,13 @@ class SequenceClassifier(pl.LightningModule):
         weight_decay: float,
         epochs: int,
         label_smoothing: float = 0.0,
+        class_weights: list[float] | None = None,
     ):
         super().__init__()
         self.net = net
         self.save_hyperparameters(ignore=["net"])
-        self.loss = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+        weight = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
+        self.loss = nn.CrossEntropyLoss(weight=weight, label_smoothing=label_smoothing)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -298,6 +325,7 @@ def train_model(
         float(t["weight_decay"]),
         int(t["epochs"]),
         float(t["label_smoothing"]),
+        class_weights(data.train_labels(), float(t.get("class_balance", 0.0))),
     )
     best = ModelCheckpoint(
         dirpath=out,

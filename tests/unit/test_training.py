@@ -107,3 +107,16 @@ def test_a_share_of_synthetic_patients_validates_and_never_trains(tmp_path):
     added_val = len(data.val_set) - len(base.val_set)
     assert 0 < added_val < n_extra
     assert len(data.train_set) - len(base.train_set) == n_extra - added_val
+
+
+def test_class_weights_lift_the_rare_classes_and_zero_power_is_none():
+    from mrseq.sequences import MODEL_CLASSES, OTHER
+    from mrseq.training import class_weights
+
+    labels = [OTHER] * 30 + ["ADC"] * 10 + ["DWI_Low"] * 10
+    assert class_weights(labels, 0) is None
+    full = dict(zip(MODEL_CLASSES, class_weights(labels, 1.0), strict=True))
+    assert full["ADC"] == pytest.approx(50 / 30) and full[OTHER] == pytest.approx(50 / 90)
+    assert full["T2WI_nan"] == 1.0  # absent from training: left alone
+    half = dict(zip(MODEL_CLASSES, class_weights(labels, 0.5), strict=True))
+    assert half["ADC"] == pytest.approx((50 / 30) ** 0.5)
