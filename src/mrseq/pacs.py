@@ -29,7 +29,11 @@ SR_SERIES_DESCRIPTION = "mrseq sequence classification"
 def connect(url: str):
     from dicomweb_client.api import DICOMwebClient
 
-    return DICOMwebClient(url=url.rstrip("/"))
+    client = DICOMwebClient(url=url.rstrip("/"))
+    # The library's default (5 attempts, exponential from 1 s) kept a user with a mistyped URL
+    # waiting 31 s for "cannot reach the PACS"; 3 attempts still ride out a busy server.
+    client.set_http_retry_params(max_attempts=3, wait_exponential_multiplier=500)
+    return client
 
 
 def _value(record: dict, tag: str):
