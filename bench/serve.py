@@ -108,9 +108,9 @@ def breakdown(predictor: Predictor, data: bytes, repeats: int = 5) -> dict:
         t2 = time.perf_counter()
         import torch
 
-        probs = predictor.probabilities(torch.from_numpy(batch))
+        outputs = predictor.outputs(torch.from_numpy(batch))
         t3 = time.perf_counter()
-        json.dumps(records(predictor, decoded, probs))
+        json.dumps(records(predictor, decoded, *outputs))
         t4 = time.perf_counter()
         for name, a, b in zip(steps, (t0, t1, t2, t3), (t1, t2, t3, t4), strict=True):
             steps[name].append((b - a) * 1000)
@@ -123,7 +123,7 @@ def in_process(predictor: Predictor, data: bytes):
     def send():
         decoded = decode(data)
         batch = torch.stack([predictor.tensor(i.array, i.affine) for i in decoded.items])
-        json.dumps(records(predictor, decoded, predictor.probabilities(batch)))
+        json.dumps(records(predictor, decoded, *predictor.outputs(batch)))
 
     return send
 

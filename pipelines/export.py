@@ -9,37 +9,69 @@ import pandas as pd
 import torch
 
 from _common import setup
-from mrseq.export import export_model, file_md5, fit_temperature, unknown_threshold
+from mrseq.export import (
+    distance_threshold,
+    export_model,
+    file_md5,
+    fit_feature_gaussians,
+    fit_temperature,
+    nearest_distance,
+    penultimate_features,
+    unknown_threshold,
+)
 from mrseq.params import stage_params
 from mrseq.preprocess import PreprocessSpec
 from mrseq.sequences import MODEL_CLASSES
 from mrseq.training import load_classifier, synthetic_split
 
 
-def validation_logits(net, parts: list[tuple[Path, pd.DataFrame]]):
-    """(logits, labels) of the validation volumes: (folder, rows) per source."""
-    logits, labels = [], []
+def forward_parts(net, parts: list[tuple[Path, pd.DataFrame]]):
+    """(logits, penultimate features, labels) of the volumes: (folder, rows) per source."""
+    logits, features, labels = [], [], []
     with torch.no_grad():
         for folder, rows in parts:
             for start in range(0, len(rows), 16):
                 chunk = rows.iloc[start : start + 16]
-                x = np.stack([np.load(folder / f).astype(np.float32) for f in chunk.array])
-                logits.append(net.eval()(torch.from_numpy(x)))
+                x = torch.from_numpy(
+                    np.stack([np.load(folder / f).astype(np.float32) for f in chunk.array])
+                )
+                features.append(penultimate_features(net.eval(), x))
+                logits.append(net(x))
             labels += [MODEL_CLASSES.index(c) for c in rows.label]
     if not labels:
-        return torch.zeros(0, len(MODEL_CLASSES)), torch.zeros(0, dtype=torch.long)
-    return torch.cat(logits), torch.tensor(labels)
+        return (
+            torch.zeros(0, len(MODEL_CLASSES)),
+            torch.zeros(0, 1),
+            torch.zeros(0, dtype=torch.long),
+        )
+    return torch.cat(logits), torch.cat(features), torch.tensor(labels)
 
 
-def validation_parts(index, folder: Path, val_ids, synthetic: str | None, train_cfg: dict):
-    """The DICOM validation split plus the synthetic patients training held out for validation
-    (train.synthetic_val_fraction): one scalar fitted on hundreds of volumes, not dozens."""
-    parts = [(folder, index[index.volume_id.isin(set(val_ids))])]
+def split_parts(index, folder: Path, ids, synthetic: str | None, train_cfg: dict, which: int):
+    """A DICOM split plus the synthetic patients on the same side (which: 0 train, 1 the
+    share training held out for validation, train.synthetic_val_fraction)."""
+    parts = [(folder, index[index.volume_id.isin(set(ids))])]
     if synthetic:
         extra = pd.read_csv(Path(synthetic) / "index.csv")
         fraction = float(train_cfg.get("synthetic_val_fraction", 0.0))
-        parts.append((Path(synthetic), synthetic_split(extra, fraction, int(train_cfg["seed"]))[1]))
+        parts.append(
+            (Path(synthetic), synthetic_split(extra, fraction, int(train_cfg["seed"]))[which])
+        )
     return parts
+
+
+def distance_gate(net, train_parts, val_features, val_labels, rate: float) -> dict | None:
+    """Class centres and covariance from the training volumes' features; the threshold from
+    validation (features the fit never saw), like the confidence threshold."""
+    _, features, labels = forward_parts(net, train_parts)
+    if not len(labels) or rate <= 0:
+        return None
+    means, precision = fit_feature_gaussians(features.numpy(), labels.numpy())
+    gate = {"means": means, "precision": precision, "fitted_on": len(labels)}
+    as_t = torch.from_numpy
+    distances = nearest_distance(val_features.double(), as_t(means), as_t(precision)).numpy()
+    gate["unknown_beyond"] = distance_threshold(distances, val_labels, MODEL_CLASSES, rate)
+    return gate if np.isfinite(gate["unknown_beyond"]) else None
 
 
 def main() -> None:
@@ -72,19 +104,25 @@ def main() -> None:
         "processed_index_md5": file_md5(args.index),
         "splits_md5": file_md5(args.splits),
     }
-    parts = validation_parts(
-        index, Path(args.index).parent, splits["val"], args.synthetic, config["train"]
-    )
-    logits, labels = validation_logits(net, parts)
+    cfg = config["train"]
+    folder = Path(args.index).parent
+    val_parts = split_parts(index, folder, splits["val"], args.synthetic, cfg, 1)
+    logits, features, labels = forward_parts(net, val_parts)
     temperature = fit_temperature(logits, labels) if len(labels) else 1.0
     probs = torch.softmax(logits / temperature, dim=1).numpy()
     rate = float(params["other"]["target_rejection"])
     threshold = unknown_threshold(probs, labels.numpy(), MODEL_CLASSES, rate)
-    export_model(net, spec, args.out, model_params, training, fingerprints, temperature, threshold)
+    train_parts = split_parts(index, folder, splits["train"], args.synthetic, cfg, 0)
+    distance_rate = float(params["other"]["distance_rejection"])
+    gate = distance_gate(net, train_parts, features, labels.numpy(), distance_rate)
+    export_model(
+        net, spec, args.out, model_params, training, fingerprints, temperature, threshold, gate
+    )
+    beyond = f"{gate['unknown_beyond']:.2f}" if gate else "no gate"
     print(
-        f"exported to {args.out}: softmax temperature {temperature:.3f} and unknown below "
-        f"{threshold:.3f} (target series rejected on validation <= {rate:g}), fitted on "
-        f"{len(labels)} validation volumes"
+        f"exported to {args.out}: softmax temperature {temperature:.3f}, unknown below "
+        f"{threshold:.3f} (target series rejected on validation <= {rate:g}) or beyond feature "
+        f"distance {beyond} (<= {distance_rate:g}), fitted on {len(labels)} validation volumes"
     )
 
 

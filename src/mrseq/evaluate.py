@@ -17,6 +17,7 @@ from mrseq.sequences import CLASSES, OTHER, UNKNOWN
 
 BAND = (300.0, 700.0)  # DWI b-values near the 500 boundary, reported apart
 BATCH = 8
+GATES = ("confidence", "distance")  # the two reasons for `unknown` (mrseq.records.Gates)
 
 
 def predict_table(
@@ -24,20 +25,29 @@ def predict_table(
 ) -> pd.DataFrame:
     """Probabilities for each row of an ingested table (volumes read from interim/)."""
     rows = list(table.itertuples())
-    probs = []
+    probs, distances = [np.zeros((0, len(predictor.classes)))], [np.zeros(0)]
     with tqdm(total=len(rows), desc="evaluate", unit="vol", disable=not progress) as bar:
         for start in range(0, len(rows), BATCH):
             chunk = [load_saved_volume(interim / r.file) for r in rows[start : start + BATCH]]
-            probs.append(predictor.predict_arrays(chunk, batch_size=BATCH))
+            p, d = predictor.predict_outputs(chunk, batch_size=BATCH)
+            probs.append(p)
+            distances.append(d)
             bar.update(len(chunk))
-    probs = np.concatenate(probs) if probs else np.zeros((0, len(predictor.classes)))
+    probs, distances = np.concatenate(probs), np.concatenate(distances)
     out = table.copy()
     for i, name in enumerate(predictor.classes):
         out[f"p_{name}"] = probs[:, i]
     out["predicted"] = [predictor.classes[i] for i in probs.argmax(1)]
     out["confidence"] = probs.max(1)
-    # what a user is told: the unknown gate applied (evaluation of the six outputs uses argmax)
-    out["answer"] = np.where(out["confidence"] < predictor.unknown_below, UNKNOWN, out["predicted"])
+    out["distance"] = distances
+    # what a user is told: the unknown gates applied (evaluation of the six outputs uses argmax),
+    # and which gate closed, so the report can show what each one adds
+    gates = predictor.gates()
+    out["unknown_by"] = [
+        "confidence" if c < gates.unknown_below else "distance" if d > gates.unknown_beyond else ""
+        for c, d in zip(out["confidence"], distances, strict=True)
+    ]
+    out["answer"] = np.where(out["unknown_by"] != "", UNKNOWN, out["predicted"])
     return out
 
 
@@ -87,6 +97,7 @@ def routing(pred: pd.DataFrame, rejected: pd.DataFrame | None = None, held_out=(
         "target_answered_right": _share((answer == pred["label"])[target]),
         "target_sent_to_other_or_unknown": _share(kept_out[target]),
         "target_unknown": int((answer[target] == UNKNOWN).sum()),
+        "unknown_by_gate": _gate_counts(pred, target),
         "non_target_kept_out": _share(
             pd.concat([kept_out[~target], pd.Series([True] * len(other_rejected))])
         ),
@@ -112,6 +123,18 @@ def routing(pred: pd.DataFrame, rejected: pd.DataFrame | None = None, held_out=(
     return out
 
 
+def _gate_counts(pred: pd.DataFrame, target: pd.Series) -> dict:
+    """How many target and non-target series each unknown gate stopped."""
+    by = pred["unknown_by"] if "unknown_by" in pred else pd.Series("", pred.index)
+    return {
+        gate: {
+            "target": int((by[target] == gate).sum()),
+            "non_target": int((by[~target] == gate).sum()),
+        }
+        for gate in GATES
+    }
+
+
 def print_routing(r: dict) -> None:
     for key in ("target_answered_right", "target_sent_to_other_or_unknown", "non_target_kept_out"):
         print(f"{key:<32} {r[key]['value']:.3f} {r[key]['ci95']} n={r[key]['n']}")
@@ -119,6 +142,7 @@ def print_routing(r: dict) -> None:
         f"detection AUROC {r.get('detection_auroc')}; ingest rejected "
         f"{r['non_target_rejected_by_ingest']} non-target, {r['target_rejected_by_ingest']} target"
     )
+    print(f"unknown by gate: {r.get('unknown_by_gate')}")
     for name, row in r["by_subtype"].items():
         tag = " (held out)" if row["held_out"] else ""
         print(f"  {name + tag:<22} kept out {row['value']:.3f} n={row['n']} {row['answers']}")

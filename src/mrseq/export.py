@@ -7,6 +7,7 @@ training data, validation metrics, package versions and data/code revisions, so 
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -90,6 +91,68 @@ def unknown_threshold(probs, labels, classes, rate: float) -> float:
     return float(confidence[k]) if k < confidence.size else 1.0
 
 
+class WithDistance(torch.nn.Module):
+    """The net, plus one output column: the Mahalanobis distance of its penultimate features
+    to the nearest class centre seen in training (Lee et al., 2018; tied covariance).
+
+    The softmax can only share probability among the classes it knows; a series type it never
+    saw (the held-out T2 map) may still land confidently in one of them. Far from every class
+    in feature space is the second sign of "none of these", read from the same forward pass."""
+
+    def __init__(self, net: torch.nn.Module, means: np.ndarray, precision: np.ndarray):
+        super().__init__()
+        self.body = copy.deepcopy(net)
+        self.fc, self.body.fc = self.body.fc, torch.nn.Identity()
+        self.register_buffer("means", torch.as_tensor(means, dtype=torch.float32))
+        self.register_buffer("precision", torch.as_tensor(precision, dtype=torch.float32))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = self.body(x)
+        distance = nearest_distance(features, self.means, self.precision)
+        return torch.cat([self.fc(features), distance[:, None]], dim=1)
+
+
+def nearest_distance(features, means, precision) -> torch.Tensor:
+    """(N, D) features -> (N,) Mahalanobis distance to the nearest of the (K, D) centres."""
+    diff = features[:, None, :] - means[None]
+    squared = torch.einsum("nkd,de,nke->nk", diff, precision, diff)
+    return squared.clamp_min(0).min(dim=1).values.sqrt()
+
+
+def penultimate_features(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """What the net's last layer sees (its input), for the feature-distance gate."""
+    seen = []
+    handle = net.fc.register_forward_hook(lambda _m, args, _out: seen.append(args[0]))
+    try:
+        net(x)
+    finally:
+        handle.remove()
+    return seen[0]
+
+
+def fit_feature_gaussians(features: np.ndarray, labels: np.ndarray) -> tuple:
+    """Class centres (one per class present) and the precision of the shared covariance of the
+    centred features, Ledoit-Wolf shrunk (stable with fewer volumes than feature dimensions)."""
+    from sklearn.covariance import LedoitWolf
+
+    features, labels = np.asarray(features, dtype=np.float64), np.asarray(labels)
+    present = np.unique(labels)
+    means = np.stack([features[labels == c].mean(axis=0) for c in present])
+    centred = features - means[np.searchsorted(present, labels)]
+    return means, LedoitWolf().fit(centred).precision_
+
+
+def distance_threshold(distances, labels, classes, rate: float) -> float:
+    """The feature distance beyond which the answer is `unknown`: the smallest threshold that
+    sends at most `rate` of the validation target series to unknown (inf: no gate)."""
+    target = np.isin(np.asarray(labels), [classes.index(c) for c in CLASSES])
+    far_first = np.sort(np.asarray(distances, dtype=float)[target])[::-1]
+    k = int(np.floor(rate * far_first.size))  # this many may lie beyond
+    if far_first.size == 0 or rate <= 0 or k >= far_first.size:
+        return float("inf")
+    return float(far_first[k])
+
+
 def export_model(
     net: torch.nn.Module,
     preprocess: PreprocessSpec,
@@ -99,11 +162,17 @@ def export_model(
     data_fingerprints: dict,
     temperature: float = 1.0,
     unknown_below: float = 0.0,
+    distance: dict | None = None,
 ) -> dict:
-    """Trace the net, check the trace reproduces it, write model.ts and model_spec.json."""
+    """Trace the net, check the trace reproduces it, write model.ts and model_spec.json.
+
+    `distance` (means, precision, unknown_beyond, fitted_on) adds the feature-distance column:
+    the traced model then answers len(classes) logits plus the distance."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     net = net.eval().cpu()
+    if distance is not None:
+        net = WithDistance(net, distance["means"], distance["precision"]).eval()
     example = torch.rand(2, preprocess.channels, *preprocess.shape)
     with torch.no_grad():
         traced = torch.jit.trace(net, example[:1])
@@ -120,7 +189,8 @@ def export_model(
             "DWI_Low": f"b < {HIGH_B_THRESHOLD:g} s/mm2",
             "DWI_High": f"b >= {HIGH_B_THRESHOLD:g} s/mm2",
             OTHER: "none of the five (localiser, T1, DCE, post-contrast, subtraction, maps)",
-            UNKNOWN: "answered when the calibrated confidence is below output.unknown_below",
+            UNKNOWN: "answered when the calibrated confidence is below output.unknown_below, "
+            "or the feature distance beyond output.unknown_beyond",
         },
         "preprocessing": preprocess.to_dict(),
         "input": {
@@ -136,6 +206,17 @@ def export_model(
             "activation": "softmax",
             "temperature": temperature,
             "unknown_below": round(unknown_below, 4),
+            # with a distance gate the model has one more column: the feature distance; beyond
+            # `unknown_beyond` the label is "unknown" too
+            **(
+                {
+                    "distance_column": True,
+                    "unknown_beyond": round(float(distance["unknown_beyond"]), 4),
+                    "distance_fitted_on": int(distance["fitted_on"]),
+                }
+                if distance is not None
+                else {}
+            ),
         },
         "model": {"file": MODEL_FILE, "format": "torchscript", **model_params},
         "training": training,

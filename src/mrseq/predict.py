@@ -51,31 +51,55 @@ class Predictor:
         return preprocess_volume(array, affine, self.preprocess)
 
     @torch.no_grad()
-    def probabilities(self, batch: torch.Tensor) -> np.ndarray:
-        """(N, 1, *shape) preprocessed tensors -> (N, classes) softmax probabilities."""
+    def outputs(self, batch: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """(N, C, *shape) preprocessed tensors -> (N, classes) softmax probabilities and (N,)
+        feature distances (NaN for a model without the distance gate)."""
         temperature = float(self.spec.get("output", {}).get("temperature", 1.0))
-        return torch.softmax(self.model(batch.float()) / temperature, dim=1).numpy()
+        raw = self.model(batch.float())
+        n = len(self.classes)
+        probs = torch.softmax(raw[:, :n] / temperature, dim=1).numpy()
+        distance = raw[:, n].numpy() if raw.shape[1] > n else np.full(len(probs), np.nan)
+        return probs, distance
 
-    def predict_arrays(self, volumes: list[tuple[np.ndarray, np.ndarray]], batch_size: int = 8):
-        out = []
+    def probabilities(self, batch: torch.Tensor) -> np.ndarray:
+        return self.outputs(batch)[0]
+
+    def predict_outputs(self, volumes: list[tuple[np.ndarray, np.ndarray]], batch_size: int = 8):
+        """(probabilities, distances) of (array, affine) pairs, as `outputs`."""
+        probs, distances = [np.zeros((0, len(self.classes)))], [np.zeros(0)]
         for start in range(0, len(volumes), batch_size):
             chunk = volumes[start : start + batch_size]
-            out.append(self.probabilities(torch.stack([self.tensor(a, m) for a, m in chunk])))
-        return np.concatenate(out) if out else np.zeros((0, len(self.classes)))
+            p, d = self.outputs(torch.stack([self.tensor(a, m) for a, m in chunk]))
+            probs.append(p)
+            distances.append(d)
+        return np.concatenate(probs), np.concatenate(distances)
+
+    def predict_arrays(self, volumes: list[tuple[np.ndarray, np.ndarray]], batch_size: int = 8):
+        return self.predict_outputs(volumes, batch_size)[0]
 
     @property
     def unknown_below(self) -> float:
         """Confidence below which the answer is `unknown` (0 for models without the gate)."""
         return float(self.spec.get("output", {}).get("unknown_below", 0.0))
 
-    def record(self, volume: Volume | None, probs: np.ndarray, warnings=None) -> dict:
+    @property
+    def unknown_beyond(self) -> float:
+        """Feature distance beyond which the answer is `unknown` (inf without the gate)."""
+        return float(self.spec.get("output", {}).get("unknown_beyond", np.inf))
+
+    def gates(self) -> schema.Gates:
+        return schema.Gates(self.unknown_below, self.unknown_beyond)
+
+    def record(self, volume: Volume | None, probs: np.ndarray, warnings=None, distance=np.nan):
         return schema.prediction(
-            self.classes, probs, volume, warnings, self.version, self.unknown_below
+            self.classes, probs, volume, warnings, self.version, self.gates(), distance
         )
 
     def predict_volumes(self, volumes: list[Volume]) -> list[dict]:
-        probs = self.predict_arrays([(v.array, v.affine) for v in volumes])
-        return [self.record(v, p) for v, p in zip(volumes, probs, strict=True)]
+        probs, distances = self.predict_outputs([(v.array, v.affine) for v in volumes])
+        return [
+            self.record(v, p, distance=d) for v, p, d in zip(volumes, probs, distances, strict=True)
+        ]
 
     def predict_paths(self, paths: list[str | os.PathLike]) -> list[dict]:
         """DICOM files/folders -> one record per volume; problems become warning records."""

@@ -9,6 +9,7 @@ with `label` "other" and `subtype` "localiser": not a target series, said so, wi
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -37,20 +38,45 @@ def _empty() -> dict:
     return dict.fromkeys(FIELDS) | {"warnings": []}
 
 
+@dataclass(frozen=True)
+class Gates:
+    """When a model answers `unknown`: confidence below `unknown_below`, or feature distance
+    beyond `unknown_beyond` (both chosen on validation at export)."""
+
+    unknown_below: float = 0.0
+    unknown_beyond: float = float("inf")
+
+    def why_unknown(self, best: str, confidence: float, distance: float) -> str:
+        if confidence < self.unknown_below:
+            return (
+                f"confidence {confidence:.2f} is below the model's threshold "
+                f"{self.unknown_below:.2f} (best guess {best})"
+            )
+        if distance > self.unknown_beyond:  # NaN (no distance) is never beyond
+            return (
+                f"unlike the training series of every class: feature distance {distance:.1f} "
+                f"beyond the model's threshold {self.unknown_beyond:.1f} (best guess {best})"
+            )
+        return ""
+
+
 def prediction(
     classes,
     probs: np.ndarray,
     volume=None,
     warnings=None,
     model_version=None,
-    unknown_below: float = 0.0,
+    gates: Gates = Gates(),
+    distance: float = float("nan"),
 ) -> dict:
     """A classified volume; `volume` (mrseq.dicom.Volume) adds what its headers say.
 
-    Below `unknown_below` confidence the label is `unknown` and a warning gives the reason and
-    the best guess; a label of `other` carries the subtype its headers suggest, when they do."""
+    When a gate closes (low confidence, or far from every class) the label is `unknown` and a
+    warning gives the reason and the best guess; a label of `other` carries the subtype its
+    headers suggest, when they do."""
     best, confidence = classes[int(np.argmax(probs))], float(np.max(probs))
-    label = UNKNOWN if confidence < unknown_below else best
+    why_unknown = gates.why_unknown(best, confidence, float(distance))
+    label = UNKNOWN if why_unknown else best
     record = _empty() | {
         "label": label,
         "confidence": round(confidence, 4),
@@ -63,11 +89,8 @@ def prediction(
     if warnings is None:
         warnings = volume.warnings if volume is not None else []
     record["warnings"] = list(warnings)
-    if label == UNKNOWN:
-        record["warnings"].append(
-            f"confidence {confidence:.2f} is below the model's threshold {unknown_below:.2f} "
-            f"(best guess {best})"
-        )
+    if why_unknown:
+        record["warnings"].append(why_unknown)
     return record
 
 

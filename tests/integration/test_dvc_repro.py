@@ -90,6 +90,9 @@ def test_pipeline_produces_metrics_model_and_plots(repo):
     assert spec["preprocessing"]["shape"] == [24, 24, 10]
     assert spec["classes"][-1] == "other" and 0 <= spec["output"]["unknown_below"] <= 1
     assert 0.05 <= spec["output"]["temperature"] <= 20
+    # the feature-distance gate: fitted on training features, threshold from validation
+    assert spec["output"]["distance_column"] and spec["output"]["unknown_beyond"] > 0
+    assert set(bench["routing"]["unknown_by_gate"]) == {"confidence", "distance"}
     for path in (
         "plots/confusion.png",
         "plots/reliability.png",

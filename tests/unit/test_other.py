@@ -14,7 +14,7 @@ from mrseq.export import unknown_threshold
 from mrseq.ingest import ingest
 from mrseq.labels import attach_labels, rejected_rows
 from mrseq.preprocess import PreprocessSpec
-from mrseq.records import prediction, problem
+from mrseq.records import Gates, prediction, problem
 from mrseq.sequences import MODEL_CLASSES, OTHER, UNKNOWN, header_hint, other_subtype
 from mrseq.simulate.anatomy import T, fractions, make_patient
 from mrseq.simulate.other import SUBTYPES, render_t1
@@ -170,10 +170,21 @@ def test_rejected_rows_name_the_labelled_series_and_why():
 
 def test_unknown_below_threshold_with_the_reason_and_best_guess():
     probs = np.array([0.3, 0.25, 0.2, 0.1, 0.1, 0.05])
-    record = prediction(MODEL_CLASSES, probs, unknown_below=0.4)
+    record = prediction(MODEL_CLASSES, probs, gates=Gates(unknown_below=0.4))
     assert record["label"] == UNKNOWN
     assert "0.30" in record["warnings"][-1] and "T2WI_nan" in record["warnings"][-1]
-    assert prediction(MODEL_CLASSES, probs, unknown_below=0.2)["label"] == "T2WI_nan"
+    assert prediction(MODEL_CLASSES, probs, gates=Gates(0.2))["label"] == "T2WI_nan"
+
+
+def test_far_from_every_class_is_unknown_with_the_distance_and_best_guess():
+    probs = np.array([0.9, 0.02, 0.02, 0.02, 0.02, 0.02])
+    gates = Gates(unknown_below=0.4, unknown_beyond=10.0)
+    far = prediction(MODEL_CLASSES, probs, gates=gates, distance=12.5)
+    assert far["label"] == UNKNOWN and "12.5" in far["warnings"][-1]
+    assert "T2WI_nan" in far["warnings"][-1]
+    assert prediction(MODEL_CLASSES, probs, gates=gates, distance=9.0)["label"] == "T2WI_nan"
+    # a model without the distance column (NaN) is never stopped by it
+    assert prediction(MODEL_CLASSES, probs, gates=gates)["label"] == "T2WI_nan"
 
 
 def test_unknown_threshold_rejects_at_most_the_rate_of_validation_targets():
@@ -249,3 +260,47 @@ def test_the_results_report_names_a_localiser_and_why():
     sr = results_report([record], {"1.2.3": []}, study)
     (text,) = [item.TextValue for item in sr.ContentSequence]
     assert text.startswith("series 1.2.3: other (localiser, only 3 slices")
+
+
+def test_feature_distance_gate_exported_and_read_back(tmp_path):
+    """A model exported with the gate answers its feature distance beside the logits; the
+    Predictor turns a volume far from every training class into unknown, with the reason."""
+    import torch
+
+    from helpers import TINY_MODEL, TINY_SHAPE
+    from mrseq.export import (
+        distance_threshold,
+        export_model,
+        fit_feature_gaussians,
+        nearest_distance,
+        penultimate_features,
+    )
+    from mrseq.nets import build_net
+    from mrseq.predict import Predictor
+    from mrseq.preprocess import PreprocessSpec
+
+    torch.manual_seed(0)
+    net = build_net(**TINY_MODEL).eval()
+    x = torch.rand(12, 1, *TINY_SHAPE)
+    with torch.no_grad():
+        features = penultimate_features(net, x).numpy()
+    labels = np.arange(12) % len(MODEL_CLASSES)
+    means, precision = fit_feature_gaussians(features, labels)
+    assert means.shape == (len(MODEL_CLASSES), features.shape[1])
+    as_t = torch.from_numpy
+    distances = nearest_distance(as_t(features).double(), as_t(means), as_t(precision)).numpy()
+    beyond = distance_threshold(distances, labels, MODEL_CLASSES, 0.25)
+    targets = distances[np.isin(labels, range(5))]
+    assert (targets > beyond).mean() <= 0.25 and (targets >= beyond).any()
+    assert distance_threshold(distances, labels, MODEL_CLASSES, 0.0) == np.inf
+
+    gate = {"means": means, "precision": precision, "unknown_beyond": beyond, "fitted_on": 12}
+    spec = PreprocessSpec(spacing=(12.0, 12.0, 10.0), shape=TINY_SHAPE)
+    export_model(net, spec, tmp_path, TINY_MODEL, {}, {}, distance=gate)
+    predictor = Predictor.from_dir(tmp_path)
+    assert predictor.unknown_beyond == pytest.approx(beyond, abs=1e-4)
+    probs, got = predictor.outputs(x)
+    assert probs.shape == (12, len(MODEL_CLASSES)) and np.allclose(probs.sum(1), 1, atol=1e-5)
+    assert np.allclose(got, distances, rtol=1e-3, atol=1e-3)
+    far = predictor.record(None, probs[0], distance=beyond + 1.0)
+    assert far["label"] == UNKNOWN and "feature distance" in far["warnings"][-1]

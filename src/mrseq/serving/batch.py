@@ -11,7 +11,6 @@ import logging
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from mrseq.serving.decode import BadInput, Budget, decode, out_of_memory, records
@@ -78,8 +77,10 @@ def answer_batch(
             tensors[idx] = result
     if tensors:
         order = [(idx, n) for idx, ts in tensors.items() for n in range(len(ts))]
-        probs = predictor.probabilities(torch.stack([tensors[i][n] for i, n in order]))
+        probs, distances = predictor.outputs(torch.stack([tensors[i][n] for i, n in order]))
         for idx in tensors:
-            mine = np.array([p for (i, _), p in zip(order, probs, strict=True) if i == idx])
-            answers[idx] = Answer(200, records(predictor, decoded[idx], mine))
+            mine = [k for k, (i, _) in enumerate(order) if i == idx]
+            answers[idx] = Answer(
+                200, records(predictor, decoded[idx], probs[mine], distances[mine])
+            )
     return answers

@@ -304,10 +304,12 @@ def _scrub(text: str, folder: str) -> str:
     return text.replace(folder + os.sep, "archive member ").replace(folder, "the request")
 
 
-def records(predictor, decoded: Decoded, probs: np.ndarray) -> list[dict]:
+def records(predictor, decoded: Decoded, probs: np.ndarray, distances=None) -> list[dict]:
     """One record per volume (mrseq.records, as `mrseq predict` gives), then one per problem."""
     out = []
-    for item, p in zip(decoded.items, probs, strict=True):
+    if distances is None:
+        distances = np.full(len(probs), np.nan)
+    for item, p, d in zip(decoded.items, probs, distances, strict=True):
         # warnings scrubbed of server paths; the path itself is the server's, so it goes
-        out.append(predictor.record(item.volume, p, item.warnings) | {"path": None})
+        out.append(predictor.record(item.volume, p, item.warnings, d) | {"path": None})
     return out + decoded.problems
