@@ -73,13 +73,22 @@ def tiny_train_cfg(**over) -> dict:
     }
 
 
-def tiny_model_dir(root: Path, seed: int = 0, unknown_below: float = 0.0) -> Path:
-    """An untrained six-output model; `unknown_below` near 1 makes every answer `unknown`."""
+def tiny_model_dir(
+    root: Path, seed: int = 0, unknown_below: float = 0.0, unknown_beyond: float | None = None
+) -> Path:
+    """An untrained six-output model; `unknown_below` near 1 makes every answer `unknown`, so
+    does `unknown_beyond` 0 (a feature-distance gate with unit covariance around 0)."""
     torch.manual_seed(seed)
     net = build_net(**TINY_MODEL)
     spec = PreprocessSpec(spacing=(12.0, 12.0, 10.0), shape=TINY_SHAPE)
     note = {"note": "untrained test model"}
-    export_model(net, spec, root, TINY_MODEL, note, {}, unknown_below=unknown_below)
+    gate = None
+    if unknown_beyond is not None:
+        dim = TINY_MODEL["widths"][-1]
+        means, precision = np.zeros((len(MODEL_CLASSES), dim)), np.eye(dim)
+        gate = {"means": means, "precision": precision, "fitted_on": 0}
+        gate["unknown_beyond"] = unknown_beyond
+    export_model(net, spec, root, TINY_MODEL, note, {}, unknown_below=unknown_below, distance=gate)
     return root
 
 

@@ -177,12 +177,13 @@ def test_classify_a_study_from_a_pacs_through_the_server(running, study, orthanc
 def test_a_second_instance_on_other_ports_serves_beside_the_first(running, study, capsys):
     """gRPC and the worker sockets follow the inference port: no collision with the first.
 
-    The second serves a model whose unknown gate no untrained net passes, so `mrseq classify`
-    shows `unknown` (with the reason) and, for a 3-slice localiser, `other`."""
+    The second serves a model with a feature-distance gate no volume passes (one more output
+    column through TorchServe), so `mrseq classify` shows `unknown` (with the reason) and, for a
+    3-slice localiser, `other`."""
     from mrseq.cli import main
 
     root, url, _, _ = running
-    gated = tiny_model_dir(root / "gated", unknown_below=0.999)
+    gated = tiny_model_dir(root / "gated", unknown_beyond=0.0)
     archive.build_mar(gated, root / "store2", SERVE)
     base = int(url.rsplit(":", 1)[1]) + 1000
     ports = (base, base + 1, base + 2)
@@ -212,14 +213,15 @@ def _classify_shows_other_and_unknown(root: Path, study_root: Path, url: str, ca
     labels = {r["label"] for r in records}
     assert labels == {"unknown", "other"}, labels
     unknown = [r for r in records if r["label"] == "unknown"]
-    assert all("below the model's threshold" in r["warnings"][-1] for r in unknown)
+    assert all("feature distance" in r["warnings"][-1] for r in unknown)
     # the added 3-slice series and any thin localiser of the simulated study itself
     others = [r for r in records if r["label"] == "other"]
     assert others and {r["subtype"] for r in others} == {"localiser"}
     assert all(r["confidence"] is None and "slices" in r["warnings"][0] for r in others)
     assert main(["classify", str(folder), "--url", url]) == 0
     table = capsys.readouterr().out
-    assert "UNKNOWN: confidence" in table and "NOT A TARGET SERIES (localiser)" in table
+    assert "UNKNOWN: unlike the training series" in table
+    assert "NOT A TARGET SERIES (localiser)" in table
 
 
 def test_the_frontend_heap_is_bounded(running):
