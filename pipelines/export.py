@@ -35,8 +35,9 @@ def forward_parts(net, parts: list[tuple[Path, pd.DataFrame]]):
                 x = torch.from_numpy(
                     np.stack([np.load(folder / f).astype(np.float32) for f in chunk.array])
                 )
-                features.append(penultimate_features(net.eval(), x))
-                logits.append(net(x))
+                out, feats = penultimate_features(net.eval(), x)
+                logits.append(out)
+                features.append(feats)
             labels += [MODEL_CLASSES.index(c) for c in rows.label]
     if not labels:
         return (

@@ -44,8 +44,7 @@ def predict_table(
     # and which gate closed, so the report can show what each one adds
     gates = predictor.gates()
     out["unknown_by"] = [
-        "confidence" if c < gates.unknown_below else "distance" if d > gates.unknown_beyond else ""
-        for c, d in zip(out["confidence"], distances, strict=True)
+        gates.closed_by(c, d) for c, d in zip(out["confidence"], distances, strict=True)
     ]
     out["answer"] = np.where(out["unknown_by"] != "", UNKNOWN, out["predicted"])
     return out

@@ -119,15 +119,15 @@ def nearest_distance(features, means, precision) -> torch.Tensor:
     return squared.clamp_min(0).min(dim=1).values.sqrt()
 
 
-def penultimate_features(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """What the net's last layer sees (its input), for the feature-distance gate."""
+def penultimate_features(net: torch.nn.Module, x: torch.Tensor) -> tuple:
+    """(logits, what the net's last layer sees) from one forward pass, for the distance gate."""
     seen = []
     handle = net.fc.register_forward_hook(lambda _m, args, _out: seen.append(args[0]))
     try:
-        net(x)
+        logits = net(x)
     finally:
         handle.remove()
-    return seen[0]
+    return logits, seen[0]
 
 
 def fit_feature_gaussians(features: np.ndarray, labels: np.ndarray) -> tuple:

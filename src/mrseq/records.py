@@ -46,13 +46,20 @@ class Gates:
     unknown_below: float = 0.0
     unknown_beyond: float = float("inf")
 
-    def why_unknown(self, best: str, confidence: float, distance: float) -> str:
+    def closed_by(self, confidence: float, distance: float) -> str:
+        """'confidence', 'distance' or '' (answered): the gate that turns this into unknown."""
         if confidence < self.unknown_below:
+            return "confidence"
+        return "distance" if distance > self.unknown_beyond else ""  # NaN is never beyond
+
+    def why_unknown(self, best: str, confidence: float, distance: float) -> str:
+        gate = self.closed_by(confidence, distance)
+        if gate == "confidence":
             return (
                 f"confidence {confidence:.2f} is below the model's threshold "
                 f"{self.unknown_below:.2f} (best guess {best})"
             )
-        if distance > self.unknown_beyond:  # NaN (no distance) is never beyond
+        if gate == "distance":
             return (
                 f"unlike the training series of every class: feature distance {distance:.1f} "
                 f"beyond the model's threshold {self.unknown_beyond:.1f} (best guess {best})"

@@ -283,7 +283,8 @@ def test_feature_distance_gate_exported_and_read_back(tmp_path):
     net = build_net(**TINY_MODEL).eval()
     x = torch.rand(12, 1, *TINY_SHAPE)
     with torch.no_grad():
-        features = penultimate_features(net, x).numpy()
+        _, features = penultimate_features(net, x)
+        features = features.numpy()
     labels = np.arange(12) % len(MODEL_CLASSES)
     means, precision = fit_feature_gaussians(features, labels)
     assert means.shape == (len(MODEL_CLASSES), features.shape[1])
