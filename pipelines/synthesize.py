@@ -37,6 +37,7 @@ def main() -> None:
         scale=float(p["simulate"]["resolution_scale"]),
         workers=workers(s["workers"]),
         skip=tuple(p["other"]["held_out"]),
+        random_contrast=float(s["random_contrast"]),
     )
     print(
         f"synthesized {index.patient_id.nunique()} patients, {len(index)} volumes",

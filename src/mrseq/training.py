@@ -204,11 +204,12 @@ def class_weights(labels: list[str], power: float) -> list[float] | None:
     `other`. power 1 balances fully, 0.5 halfway (in log terms). Absent classes weigh 1."""
     if not power:
         return None
-    counts = np.array([labels.count(c) for c in MODEL_CLASSES], dtype=float)
-    weights = np.ones(len(MODEL_CLASSES))
-    present = counts > 0
-    weights[present] = (counts.sum() / (present.sum() * counts[present])) ** float(power)
-    return [round(float(w), 6) for w in weights]
+    from sklearn.utils.class_weight import compute_class_weight
+
+    present = np.array([c for c in MODEL_CLASSES if c in set(labels)])
+    weights = compute_class_weight("balanced", classes=present, y=labels)
+    balanced = dict(zip(present, weights, strict=True))
+    return [round(float(balanced.get(c, 1.0)) ** float(power), 6) for c in MODEL_CLASSES]
 
 
 class SequenceClassifier(pl.LightningModule):

@@ -162,18 +162,26 @@ def render_t1(rng, study: StudyPlan, patient, tis: physics.Tissues, plan: Series
 
 
 def render_t2_map(rng, study: StudyPlan, patient, tis: physics.Tissues, plan: SeriesPlan):
-    """A fitted T2 map in ms: the proton-density-weighted T2 of each voxel, fit noise that grows
-    where signal is low, the background zeroed, clipped at a vendor maximum."""
+    """A fitted T2 map in ms, clipped at a vendor maximum."""
     weight = tis.pd * (1 - tis.ff)
-    maps = project(patient, plan.grid, np.stack([weight * tis.t2, weight], axis=1))
+    return fitted_map(
+        rng, study, patient, plan, tis.t2, weight, lambda r: float(draw(r, "t2_map_max"))
+    )
+
+
+def fitted_map(rng, study, patient, plan: SeriesPlan, quantity, weight, clip) -> np.ndarray:
+    """A per-tissue `quantity` as a scanner's fit stores it: the `weight`-weighted mean of each
+    voxel, fit noise that grows where signal is low, the background zeroed, clipped at
+    `clip(rng)`, through the scanner's zero filling (no coil bias: a fit divides it out)."""
+    maps = project(patient, plan.grid, np.stack([weight * quantity, weight], axis=1))
     pd = np.maximum(maps[..., 1], 1e-6)
-    t2 = maps[..., 0] / pd
+    value = maps[..., 0] / pd
     snr = _snr(rng, study, plan)
     relative = pd / max(float(np.percentile(pd, 99)), 1e-6)
-    t2 = t2 * (
-        1 + rng.standard_normal(t2.shape).astype(np.float32) / (snr * np.maximum(relative, 0.05))
+    value = value * (
+        1 + rng.standard_normal(value.shape).astype(np.float32) / (snr * np.maximum(relative, 0.05))
     )
-    t2 = np.clip(t2, 0, float(draw(rng, "t2_map_max")))
-    t2[relative < rng.uniform(0.03, 0.15)] = 0.0
-    recon = physics.from_kspace(physics.to_kspace(t2), plan.grid.recon)  # scanner zero filling
+    value = np.clip(value, 0, clip(rng))
+    value[relative < rng.uniform(0.03, 0.15)] = 0.0
+    recon = physics.from_kspace(physics.to_kspace(value), plan.grid.recon)  # scanner zero filling
     return np.abs(recon)

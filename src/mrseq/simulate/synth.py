@@ -24,6 +24,7 @@ from mrseq.dicom import MIN_SLICES
 from mrseq.preprocess import PreprocessSpec, preprocess_volume
 from mrseq.simulate import other_rng, render_others, render_study, single_threaded
 from mrseq.simulate.anatomy import make_patient
+from mrseq.simulate.exposure import exposure_rng, plan_random, render_exposure
 from mrseq.simulate.other import plan_others
 from mrseq.simulate.physics import Tissues
 from mrseq.simulate.protocol import StudyPlan, coarsen, plan_study
@@ -93,29 +94,36 @@ def synthesize_patient(
     anatomy_step: float = 0.0,
     scale: float = 1.0,
     skip: tuple[str, ...] = (),
+    random_contrast: float = 0.0,
 ) -> Collector:
     """One patient's volumes on the model grid (.rows, float16 .arrays, .affines).
 
     (seed, index, scale) with no min_pixel is simulate_patient's patient, image for image;
-    `skip` leaves non-target subtypes out (the held-out type never reaches training)."""
+    `skip` leaves non-target subtypes out (the held-out type never reaches training);
+    `random_contrast` adds that many (Poisson mean) outlier-exposure series, last, from their
+    own generator (exposure.py), so every other volume stays the same."""
     rng = np.random.default_rng([seed, index])
     patient_id = f"SYN{seed:03d}-{index:05d}"
     study = plan_study(rng, scale)
     extra = other_rng(seed, index)
     others = plan_others(extra, study, scale, skip)
+    exposure = exposure_rng(seed, index)
+    randoms = plan_random(exposure, scale, random_contrast) if random_contrast else []
     if min_pixel:
-        coarsen([*study.series, *others], float(min_pixel), anatomy_step)
+        coarsen([*study.series, *others, *randoms], float(min_pixel), anatomy_step)
     anatomy = make_patient(rng)
     collector = Collector(rng, study, patient_id, spec)
     tissues = Tissues(rng, study.field)
     render_study(rng, study, anatomy, tissues, collector)
     render_others(extra, study, others, anatomy, tissues, collector)
+    render_exposure(exposure, study, randoms, anatomy, tissues, collector)
     return collector
 
 
 def _job(args: tuple) -> list[dict]:
-    out, seed, index, spec, coarse, skip = args
-    done = synthesize_patient(seed, index, PreprocessSpec.from_dict(spec), *coarse, skip)
+    out, seed, index, spec, coarse, skip, random_contrast = args
+    spec = PreprocessSpec.from_dict(spec)
+    done = synthesize_patient(seed, index, spec, *coarse, skip, random_contrast)
     rows = done.rows
     for row, array in zip(rows, done.arrays, strict=True):
         row["array"] = f"arrays/{row['volume_id']}.npy"
@@ -134,6 +142,7 @@ def synthesize_cohort(
     workers: int = 1,
     progress: bool = True,
     skip: tuple[str, ...] = (),
+    random_contrast: float = 0.0,
 ) -> pd.DataFrame:
     """Write out/arrays/<volume_id>.npy and out/index.csv (the preprocess stage's layout)."""
     if n_patients < 1:
@@ -141,7 +150,8 @@ def synthesize_cohort(
     out = Path(out_dir)
     (out / "arrays").mkdir(parents=True, exist_ok=True)
     coarse = (min_pixel, anatomy_step, scale)
-    jobs = [(str(out), seed, i, spec.to_dict(), coarse, tuple(skip)) for i in range(n_patients)]
+    args = (spec.to_dict(), coarse, tuple(skip), float(random_contrast))
+    jobs = [(str(out), seed, i, *args) for i in range(n_patients)]
     bar = dict(total=n_patients, desc="synthesize", unit="pt", disable=not progress)
     if workers > 1 and n_patients > 1:
         with ProcessPoolExecutor(min(workers, n_patients), initializer=single_threaded) as pool:
