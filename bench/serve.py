@@ -19,6 +19,7 @@ import json
 import random
 import tempfile
 import time
+import urllib.request
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -34,6 +35,10 @@ from mrseq.serving.decode import decode, records
 
 CONFIG = Path("serve/config.properties")  # run from the checkout, like `make bench`
 SETTINGS = [(1, 1), (2, 1), (2, 8)]  # (workers, batch size)
+# TorchServe's own running sums on its Prometheus endpoint: the frontend's request count and
+# per-request times (microseconds) and the handler's own time (ms; serving/handler.py).
+FRONTEND, QUEUE = "ts_inference_latency_microseconds", "ts_queue_latency_microseconds"
+HANDLER, COUNT = "MrseqHandlerMilliseconds", "ts_inference_requests_total"
 CLIENTS = (1, 8, 16)
 
 
@@ -154,11 +159,62 @@ def torchserve(model: Path, bodies: dict, workers: int, batch: int, n: int, rss_
             out = {}
             for name, data in bodies.items():
                 out[name] = {c: run(_poster(url, data), n, c) for c in CLIENTS}
+            if workers == 1 and batch == 1:
+                metrics = f"http://127.0.0.1:{ports[2]}"
+                out["frontend"] = {
+                    k: frontend_breakdown(url, metrics, v) for k, v in bodies.items()
+                }
             if rss_n:
                 out["rss"] = _rss(url, bodies["NIfTI 320x320x24"], state, rss_n)
             return out
         finally:
             process.stop(state)
+
+
+def metric_sums(metrics_url: str) -> dict[str, float]:
+    """The bench's TorchServe metrics, summed over their label sets."""
+    with urllib.request.urlopen(f"{metrics_url}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    sums: dict[str, float] = {}
+    for line in text.splitlines():
+        name = line.split("{")[0].split(" ")[0]
+        if name in (FRONTEND, QUEUE, HANDLER, COUNT):
+            sums[name] = sums.get(name, 0.0) + float(line.rsplit(" ", 1)[1])
+    return sums
+
+
+def frontend_breakdown(url: str, metrics_url: str, data: bytes, n: int = 20) -> dict:
+    """Mean ms per request over n sequential requests (one client, one worker): what the client
+    waits, what the frontend counts (request in to response out), its queue, the handler;
+    transport (frontend to worker and back) is frontend - queue - handler, outside (HTTP client
+    and socket) is client - frontend. Means, not medians: TorchServe publishes its timers as
+    running sums, and the worker's reach the endpoint a moment after the response."""
+    send = _poster(url, data)
+    send()
+    time.sleep(2)
+    before = metric_sums(metrics_url)
+    start = time.perf_counter()
+    for _ in range(n):
+        send()
+    client_ms = (time.perf_counter() - start) * 1000 / n
+    time.sleep(2)  # let the worker's metrics arrive
+    after = metric_sums(metrics_url)
+    done = after.get(COUNT, 0) - before.get(COUNT, 0)
+    if done != n:
+        raise RuntimeError(f"TorchServe counted {done} requests, the bench sent {n}")
+
+    def mean(name: str, scale: float) -> float:
+        return (after.get(name, 0) - before.get(name, 0)) * scale / n
+
+    frontend, queue, handler = mean(FRONTEND, 1e-3), mean(QUEUE, 1e-3), mean(HANDLER, 1.0)
+    return {
+        "client": client_ms,
+        "frontend": frontend,
+        "queue": queue,
+        "handler": handler,
+        "transport": frontend - queue - handler,
+        "outside": client_ms - frontend,
+    }
 
 
 def _poster(url: str, data: bytes):
@@ -178,6 +234,12 @@ def _rss(url: str, data: bytes, state: Path, n: int) -> dict:
         list(pool.map(lambda _: send(), range(n)))
     after = workers_rss(state)
     return {"requests": n, "before_mb": before, "after_mb": after, "growth": after / before - 1}
+
+
+def print_breakdown(frontend: dict) -> None:
+    print("\nwhere the time goes through TorchServe (w1 b1, 1 client, mean ms of 20 requests)")
+    for name, b in frontend.items():
+        print(f"  {name:<30} " + "  ".join(f"{k} {v:7.1f}" for k, v in b.items()))
 
 
 def main() -> None:
@@ -208,10 +270,11 @@ def main() -> None:
         key = f"torchserve w{workers} b{batch}"
         rss_n = args.rss_requests if (workers, batch) == SETTINGS[-1] else 0
         results[key] = torchserve(model, bodies, workers, batch, args.requests, rss_n)
+    print_breakdown(results["torchserve w1 b1"]["frontend"])
     print(f"\n{'path':<22} {'input':<30} {'clients':>7} {'p50 ms':>8} {'p95 ms':>8} {'req/s':>7}")
     for path, by_input in results.items():
         for name, by_clients in by_input.items():
-            if name == "rss":
+            if name in ("rss", "frontend"):
                 continue
             for c, s in by_clients.items():
                 row = f"{s['p50']:>8.1f} {s['p95']:>8.1f} {s['rps']:>7.2f}"

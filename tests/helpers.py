@@ -112,6 +112,8 @@ class Context:
 class Metrics:
     def __init__(self):
         self.counts: list[tuple[str, dict]] = []
+        self.totals: dict[str, float] = {}  # each counter's summed increments
 
     def add_counter(self, name, value, idx=None, dimensions=()):
         self.counts.append((name, {d.name: d.value for d in dimensions}))
+        self.totals[name] = self.totals.get(name, 0.0) + value

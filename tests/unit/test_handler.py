@@ -17,7 +17,7 @@ from conftest import make_series
 from helpers import Context, tiny_model_dir
 from mrseq.dicom import MIN_SLICES
 from mrseq.records import FIELDS
-from mrseq.serving.handler import MrseqHandler
+from mrseq.serving.handler import HANDLER_MS, MrseqHandler
 from mrseq.simulate import simulate_cohort
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,6 +70,7 @@ def test_study_zip_gives_one_record_per_volume(handler, study):
         assert r["model_version"] and r["series_uid"] and r["label"] in r["probabilities"]
         assert sum(r["probabilities"].values()) == pytest.approx(1, abs=1e-3)
     assert [c for c in ctx.metrics.counts if c[0] == "MrseqPredictions"]
+    assert ctx.metrics.totals[HANDLER_MS] > 0  # what the frontend adds is read against it
 
 
 def test_tar_gz_single_dicom_nifti_and_npy(handler, study, tmp_path):
@@ -289,7 +290,7 @@ def test_the_budget_comes_from_the_models_response_timeout(tmp_path):
 CAPPED_WORKER = """
 import io, json, sys
 import numpy as np
-from mrseq.serving.handler import MrseqHandler
+from mrseq.serving.handler import HANDLER_MS, MrseqHandler
 
 def vm_data_mb():
     line = next(l for l in open("/proc/self/status") if l.startswith("VmData"))
