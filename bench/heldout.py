@@ -130,6 +130,8 @@ def synthesized(spec: PreprocessSpec, work: Path) -> Path:
         scale=float(p["simulate"]["resolution_scale"]),
         workers=os.cpu_count() or 1,
         progress=False,
+        skip=tuple(p["other"]["held_out"]),  # as the stage: the held-out type never trains
+        random_contrast=float(s["random_contrast"]),
     )
     return out
 
