@@ -290,7 +290,7 @@ def test_the_budget_comes_from_the_models_response_timeout(tmp_path):
 CAPPED_WORKER = """
 import io, json, sys
 import numpy as np
-from mrseq.serving.handler import HANDLER_MS, MrseqHandler
+from mrseq.serving.handler import MrseqHandler
 
 def vm_data_mb():
     line = next(l for l in open("/proc/self/status") if l.startswith("VmData"))
