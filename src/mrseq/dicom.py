@@ -16,10 +16,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pydicom
+from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
+from pydicom.multival import MultiValue
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.valuerep import PersonName
 
+from mrseq.pool import run_all
 from mrseq.sequences import b_value, image_type
 
 log = logging.getLogger(__name__)
@@ -45,7 +49,7 @@ class Instance:
     set; `ds` then holds the frame's functional groups flattened, see `_frame_datasets`)."""
 
     path: str
-    ds: Dataset
+    ds: dict  # the KEPT header elements by keyword, plain values: cheap to pickle and keep
     series_uid: str
     b_value: float | None
     b_tag: str
@@ -80,7 +84,7 @@ class VolumeGroup:
     error: str = ""  # set when the group cannot become a volume
 
     @property
-    def first(self) -> Dataset:
+    def first(self) -> dict:
         return self.instances[0].ds
 
     @property
@@ -164,13 +168,20 @@ KEPT = (
 )
 
 
-def _trim(ds: Dataset) -> Dataset:
-    small = Dataset()
-    for keyword in KEPT:
-        if keyword in ds:
-            element = ds.data_element(keyword)
-            small[element.tag] = element
-    return small
+_KEPT_TAGS = tuple((keyword, tag_for_keyword(keyword)) for keyword in KEPT)
+
+
+def _plain(value):
+    """A header value without pydicom's containers: multi-values become tuples, names str.
+    Numbers keep pydicom's DS/IS types, whose str() is the file's own text."""
+    if isinstance(value, MultiValue | list | tuple):
+        return tuple(_plain(v) for v in value)
+    return str(value) if isinstance(value, PersonName) else value
+
+
+def _trim(ds: Dataset) -> dict:
+    """The KEPT elements as a plain dict (a pickled Dataset costs ~10x more to send back)."""
+    return {keyword: _plain(ds[tag].value) for keyword, tag in _KEPT_TAGS if tag in ds}
 
 
 MEDIA_DIRECTORY = "1.2.840.10008.1.3.10"  # DICOMDIR
@@ -307,24 +318,33 @@ def _layout(ds: Dataset, offset: int) -> PixelLayout | None:
     return PixelLayout(offset, _RAW_SYNTAXES[syntax], dtype, slope, intercept)
 
 
-def _read_many(paths: list[str], workers: int, progress: bool) -> list[Instance | str]:
-    from tqdm import tqdm
-
-    bar = dict(total=len(paths), desc="headers", unit="file", disable=not progress)
-    if workers > 1 and len(paths) >= PARALLEL_MIN_ITEMS:
-        with ProcessPoolExecutor(workers) as pool:
-            return list(tqdm(pool.map(read_instance, paths, chunksize=64), **bar))
-    return [read_instance(p) for p in tqdm(paths, **bar)]
+def _read_many(paths: list[str], progress: bool, pool, workers: int) -> list[Instance | str]:
+    return run_all(
+        read_instance,
+        paths,
+        desc="headers",
+        unit="file",
+        progress=progress,
+        pool=pool,
+        workers=workers,
+        min_jobs=PARALLEL_MIN_ITEMS,
+        chunksize=64,
+    )
 
 
 def scan(
-    paths: Iterable[str | os.PathLike], workers: int = 1, progress: bool = False
+    paths: Iterable[str | os.PathLike],
+    workers: int = 1,
+    progress: bool = False,
+    pool: ProcessPoolExecutor | None = None,
 ) -> ScanResult:
-    """Read every header under `paths` and group the instances into candidate volumes."""
+    """Read every header under `paths` and group the instances into candidate volumes (on
+    `pool` when the caller has one to share, else on `workers` processes)."""
     files, ignored = list_files(paths)
     by_series: dict[str, list[Instance]] = defaultdict(list)
     skipped: dict[str, str] = {}
-    for path, result in zip(files, _read_many(files, workers, progress), strict=True):
+    results = _read_many(files, progress, pool, workers)
+    for path, result in zip(files, results, strict=True):
         if isinstance(result, str):
             skipped[path] = result
             log.warning("skipped %s: %s", path, result)
@@ -545,7 +565,7 @@ def affine_of(group: VolumeGroup, sorted_positions: np.ndarray, first_position) 
     ds = group.first
     orientation = group.instances[0].orientation
     row_dir, col_dir = np.array(orientation[:3]), np.array(orientation[3:])
-    row_spacing, col_spacing = (float(v) for v in ds.PixelSpacing)
+    row_spacing, col_spacing = (float(v) for v in ds["PixelSpacing"])
     if len(sorted_positions) > 1:
         step = float(np.median(np.diff(sorted_positions)))
     else:

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from mrseq.dicom import Volume, VolumeGroup, load_volume, plane_of, scan
+from mrseq.pool import run_all, worker_pool
 from mrseq.sequences import header_hint
 
 log = logging.getLogger(__name__)
@@ -118,11 +117,16 @@ def ingest(
     """Scan, check and convert a DICOM tree; write volumes and series.csv under out_dir."""
     out = Path(out_dir)
     (out / "volumes").mkdir(parents=True, exist_ok=True)
-    result = scan([dicom_dir], workers=workers, progress=progress)
+    with worker_pool(workers) as pool:  # one pool for both passes: headers, then pixels
+        result = scan([dicom_dir], progress=progress, pool=pool)
+        good = [g for g in result.groups if not g.error]
+        jobs = [(g, str(out)) for g in good]
+        done = run_all(
+            _ingest_one, jobs, desc="volumes", unit="vol", progress=progress, pool=pool, min_jobs=4
+        )
     rejected = {g.volume_id: g.error for g in result.groups if g.error}
-    good = [g for g in result.groups if not g.error]
     rows = []
-    for group, row in zip(good, _map(good, str(out), workers, progress), strict=True):
+    for group, row in zip(good, done, strict=True):
         if isinstance(row, str):
             rejected[group.volume_id] = row
         else:
@@ -134,12 +138,3 @@ def ingest(
     series = len({g.instances[0].series_uid for g in result.groups})
     summary = IngestSummary(series, len(rows), rejected, result.skipped, result.ignored)
     return table, summary
-
-
-def _map(groups: list[VolumeGroup], out_dir: str, workers: int, progress: bool):
-    jobs = [(g, out_dir) for g in groups]
-    bar = dict(total=len(jobs), desc="volumes", unit="vol", disable=not progress)
-    if workers > 1 and len(jobs) >= 4:
-        with ProcessPoolExecutor(workers) as pool:
-            return list(tqdm(pool.map(_ingest_one, jobs), **bar))
-    return [_ingest_one(j) for j in tqdm(jobs, **bar)]

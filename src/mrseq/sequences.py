@@ -158,17 +158,22 @@ def other_subtype(ds: Dataset, phase: str = "") -> str:
     return "dce" if phase else ""
 
 
-def header_hint(ds: Dataset, b: float | None = None) -> Hint:
+_LOOK_UP = object()  # header_hint's default: find the b-value in `ds` itself
+
+
+def header_hint(ds: Dataset | dict, b=_LOOK_UP) -> Hint:
     """Guess the class from headers alone.
 
     Args:
-        ds: any instance of the volume (headers only are needed).
-        b: the volume's b-value when already known (saves a second lookup).
+        ds: any instance of the volume (headers only are needed): a Dataset, or the plain dict
+            of kept elements that `mrseq.dicom` holds per instance.
+        b: the volume's b-value, None for none, when the caller looked it up already (the dict
+            holds no private tags); by default it is looked up in `ds`.
     """
     adc, why = is_adc(ds)
     if adc:
         return Hint("ADC", why)
-    if b is None:
+    if b is _LOOK_UP:
         b, _ = b_value(ds)
     if b is not None:
         return Hint(label_for_b_value(b), f"b-value {b:g}")

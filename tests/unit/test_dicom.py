@@ -158,3 +158,33 @@ def test_cli_ingest_help_and_run(tmp_path, capsys):
     make_series(tmp_path / "in" / "s")
     assert main(["ingest", str(tmp_path / "in"), str(tmp_path / "out"), "--quiet"]) == 0
     assert "1 volumes written" in capsys.readouterr().out
+
+
+def test_headers_are_plain_values_that_pickle_small(series_factory):
+    import pickle
+
+    from pydicom.dataset import Dataset
+    from pydicom.multival import MultiValue
+
+    paths, _, _ = series_factory()
+    inst = only_group(os.path.dirname(paths[0])).instances[0]
+    assert isinstance(inst.ds, dict) and not isinstance(inst.ds, Dataset)
+    assert inst.ds["Modality"] == "MR"
+    assert not any(isinstance(v, MultiValue) for v in inst.ds.values())
+    assert len(pickle.dumps(inst)) < 2000  # a pickled Dataset of the same elements: ~2,600
+
+
+def test_ingest_in_two_processes_writes_what_one_writes(tmp_path):
+    from conftest import make_series
+
+    for n in range(12):  # 72 files, 12 volumes: both passes go to the shared pool
+        make_series(tmp_path / "dicom" / f"s{n}", slope=1.0 + n % 2 * 1.5)
+    one, _ = ingest(tmp_path / "dicom", tmp_path / "one", workers=1, progress=False)
+    two, _ = ingest(tmp_path / "dicom", tmp_path / "two", workers=2, progress=False)
+    assert (tmp_path / "one" / "series.csv").read_bytes() == (
+        tmp_path / "two" / "series.csv"
+    ).read_bytes()
+    for name in one.file:
+        a, b = (load_saved_volume(tmp_path / d / name) for d in ("one", "two"))
+        np.testing.assert_array_equal(a[0], b[0])
+        np.testing.assert_array_equal(a[1], b[1])
