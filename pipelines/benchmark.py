@@ -8,6 +8,7 @@ import pandas as pd
 
 from _common import setup
 from mrseq.evaluate import evaluate_cohort
+from mrseq.layout import LABELLED_CSV, REJECTED_CSV
 from mrseq.params import stage_params
 from mrseq.predict import Predictor
 
@@ -23,8 +24,8 @@ def main() -> None:
     params = stage_params("benchmark")
     predictor = Predictor.from_dir(args.model)
     interim = Path(args.interim)
-    table = pd.read_csv(interim / "labelled.csv")
-    rejected = pd.read_csv(interim / "rejected.csv")
+    table = pd.read_csv(interim / LABELLED_CSV)
+    rejected = pd.read_csv(interim / REJECTED_CSV)
     out = (Path(args.metrics), Path(args.plots))
     result = evaluate_cohort(predictor, interim, table, rejected, params, out, "benchmark")
     print(json.dumps({k: result[k] for k in ("overall", "ece", "confidence_auroc")}))

@@ -6,6 +6,7 @@ from pathlib import Path
 from _common import setup, workers
 from mrseq.ingest import ingest
 from mrseq.labels import attach_labels, rejected_rows
+from mrseq.layout import LABELLED_CSV, REJECTED_CSV
 from mrseq.params import stage_params
 from mrseq.simulate import simulate_cohort
 
@@ -24,8 +25,8 @@ def main() -> None:
     labels = simulate_cohort(out / "raw", int(bench["patients"]), seed, n, scale)
     table, summary = ingest(out / "raw", out / "interim", workers=n)
     labelled = attach_labels(table, labels)
-    labelled.to_csv(out / "interim" / "labelled.csv", index=False)
-    rejected_rows(summary.rejected, labels).to_csv(out / "interim" / "rejected.csv", index=False)
+    labelled.to_csv(out / "interim" / LABELLED_CSV, index=False)
+    rejected_rows(summary.rejected, labels).to_csv(out / "interim" / REJECTED_CSV, index=False)
     print(summary.line())
     print(f"benchmark: {len(labelled)} volumes", labelled.label.value_counts().to_dict())
 

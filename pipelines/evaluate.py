@@ -8,6 +8,7 @@ import pandas as pd
 
 from _common import setup
 from mrseq.evaluate import evaluate_cohort
+from mrseq.layout import LABELLED_CSV, REJECTED_CSV
 from mrseq.params import stage_params
 from mrseq.predict import Predictor
 
@@ -24,10 +25,10 @@ def main() -> None:
     params = stage_params("evaluate")
     predictor = Predictor.from_dir(args.model)
     interim = Path(args.interim)
-    table = pd.read_csv(interim / "labelled.csv")
+    table = pd.read_csv(interim / LABELLED_CSV)
     test_ids = set(json.loads(Path(args.splits).read_text())["test"])
     test = table[table.volume_id.isin(test_ids)]
-    rejected = pd.read_csv(interim / "rejected.csv")  # series ingest turned down, with why
+    rejected = pd.read_csv(interim / REJECTED_CSV)  # series ingest turned down, with why
     rejected = rejected[rejected.patient_id.isin(set(test.patient_id))]
     out = (Path(args.metrics), Path(args.plots))
     result = evaluate_cohort(predictor, interim, test, rejected, params, out)

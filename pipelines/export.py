@@ -19,8 +19,9 @@ from mrseq.export import (
     penultimate_features,
     unknown_threshold,
 )
+from mrseq.layout import INDEX_CSV
 from mrseq.params import stage_params
-from mrseq.preprocess import PreprocessSpec
+from mrseq.preprocess import load_spec
 from mrseq.sequences import MODEL_CLASSES
 from mrseq.training import load_classifier, synthetic_split
 
@@ -53,7 +54,7 @@ def split_parts(index, folder: Path, ids, synthetic: str | None, train_cfg: dict
     share training held out for validation, train.synthetic_val_fraction)."""
     parts = [(folder, index[index.volume_id.isin(set(ids))])]
     if synthetic:
-        extra = pd.read_csv(Path(synthetic) / "index.csv")
+        extra = pd.read_csv(Path(synthetic) / INDEX_CSV)
         fraction = float(train_cfg.get("synthetic_val_fraction", 0.0))
         parts.append(
             (Path(synthetic), synthetic_split(extra, fraction, int(train_cfg["seed"]))[which])
@@ -87,7 +88,7 @@ def main() -> None:
     args = parser.parse_args()
     setup()
     params = stage_params("export")
-    spec = PreprocessSpec.from_dict(params["preprocess"])
+    spec = load_spec(Path(args.index).parent)  # what the arrays were made with, as it is
     config = json.loads(Path(args.config).read_text())
     model_params = config["model"]
     net = load_classifier(args.checkpoint, model_params).net

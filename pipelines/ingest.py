@@ -8,6 +8,7 @@ import pandas as pd
 from _common import setup, workers
 from mrseq.ingest import ingest
 from mrseq.labels import attach_labels, rejected_rows
+from mrseq.layout import LABELLED_CSV, REJECTED_CSV
 from mrseq.params import stage_params
 
 
@@ -22,8 +23,8 @@ def main() -> None:
     table, summary = ingest(args.dicom, args.out, workers=workers(p["workers"]))
     labels = pd.read_csv(args.labels)
     labelled = attach_labels(table, labels)
-    labelled.to_csv(Path(args.out) / "labelled.csv", index=False)
-    rejected_rows(summary.rejected, labels).to_csv(Path(args.out) / "rejected.csv", index=False)
+    labelled.to_csv(Path(args.out) / LABELLED_CSV, index=False)
+    rejected_rows(summary.rejected, labels).to_csv(Path(args.out) / REJECTED_CSV, index=False)
     print(summary.line())
     print(f"{len(labelled)} volumes labelled:", labelled.label.value_counts().to_dict())
 

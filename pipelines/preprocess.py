@@ -6,6 +6,7 @@ from pathlib import Path
 import pandas as pd
 
 from _common import setup, workers
+from mrseq.layout import LABELLED_CSV
 from mrseq.params import stage_params
 from mrseq.preprocess import PreprocessSpec, preprocess_index
 
@@ -19,7 +20,7 @@ def main() -> None:
     p = stage_params("preprocess")["preprocess"]
     spec = PreprocessSpec.from_dict(p)  # every spec field params.yaml sets
     interim = Path(args.interim)
-    index = pd.read_csv(interim / "labelled.csv")
+    index = pd.read_csv(interim / LABELLED_CSV)
     kept = preprocess_index(index, interim, Path(args.out), spec, workers(p["workers"]))
     print(f"preprocessed {len(kept)} of {len(index)} volumes to {tuple(spec.shape)}")
 

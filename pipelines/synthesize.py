@@ -6,8 +6,9 @@ from pathlib import Path
 import pandas as pd
 
 from _common import setup, workers
+from mrseq import layout
 from mrseq.params import stage_params
-from mrseq.preprocess import PreprocessSpec
+from mrseq.preprocess import PreprocessSpec, save_spec
 from mrseq.simulate.synth import INDEX_COLUMNS, synthesize_cohort
 
 
@@ -23,8 +24,9 @@ def main() -> None:
     pre = p["preprocess"]
     spec = PreprocessSpec.from_dict(pre)  # every spec field params.yaml sets
     if int(s["patients"]) == 0:  # your own data alone: an empty index training can take
-        (Path(args.out) / "arrays").mkdir(parents=True, exist_ok=True)
-        pd.DataFrame(columns=INDEX_COLUMNS).to_csv(Path(args.out) / "index.csv", index=False)
+        (Path(args.out) / layout.ARRAYS_DIR).mkdir(parents=True, exist_ok=True)
+        save_spec(Path(args.out), spec)
+        pd.DataFrame(columns=INDEX_COLUMNS).to_csv(Path(args.out) / layout.INDEX_CSV, index=False)
         print("synthesize.patients is 0: no synthetic training volumes")
         return
     index = synthesize_cohort(

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from _common import setup, write_json
+from mrseq.layout import BEST_JSON, INDEX_CSV, TRIALS_CSV
 from mrseq.params import stage_params
 from mrseq.tuning import (
     SWEEP_NAME,
@@ -26,7 +27,7 @@ from mrseq.tuning import (
 def fingerprint(params: dict, processed: str, splits: str, synthetic: str | None) -> str:
     text = json.dumps(params, sort_keys=True) + Path(splits).read_text()
     for folder in filter(None, (processed, synthetic)):
-        text += (Path(folder) / "index.csv").read_text()
+        text += (Path(folder) / INDEX_CSV).read_text()
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -62,9 +63,9 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     keys = list(t["space"])
-    table.to_csv(out / "trials.csv", index=False)
+    table.to_csv(out / TRIALS_CSV, index=False)
     best = best_overrides(table, keys, t["metric"], t["mode"])
-    save_best(out / "best.json", best)
+    save_best(out / BEST_JSON, best)
     sweep_plot(table, keys, t["metric"], out / "sweep.png")
     write_json(
         args.metrics,

@@ -17,6 +17,7 @@ import torch
 
 from mrseq.ingest import load_saved_volume
 from mrseq.labels import attach_labels
+from mrseq.layout import SERIES_CSV
 from mrseq.preprocess import normalise
 from mrseq.sequences import CLASSES
 
@@ -57,7 +58,7 @@ def grouped_accuracy(features: np.ndarray, labels: np.ndarray, groups: np.ndarra
 
 def audit_shortcuts(interim_dir: str | os.PathLike, labels_csv: str | os.PathLike) -> dict:
     interim = Path(interim_dir)
-    table = attach_labels(pd.read_csv(interim / "series.csv"), pd.read_csv(labels_csv))
+    table = attach_labels(pd.read_csv(interim / SERIES_CSV), pd.read_csv(labels_csv))
     # The five target classes only: a DCE or localiser may well differ in geometry (as on
     # scanners); what must not is T2 from DWI from ADC within the targets.
     table = table[table["label"].isin(CLASSES)].reset_index(drop=True)

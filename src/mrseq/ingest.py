@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from mrseq.dicom import Volume, VolumeGroup, load_volume, plane_of, scan
+from mrseq.layout import SERIES_CSV, VOLUMES_DIR
 from mrseq.pool import run_all, worker_pool
 from mrseq.sequences import header_hint
 
@@ -104,8 +105,8 @@ def _ingest_one(args: tuple[VolumeGroup, str]) -> dict | str:
     except Exception as exc:  # one bad series never stops the rest
         return f"{type(exc).__name__}: {exc}"
     name = f"{group.volume_id}.npz"
-    save_volume(Path(out_dir) / "volumes" / name, volume.array, volume.affine)
-    return {**describe(volume), "file": f"volumes/{name}"}
+    save_volume(Path(out_dir) / VOLUMES_DIR / name, volume.array, volume.affine)
+    return {**describe(volume), "file": f"{VOLUMES_DIR}/{name}"}
 
 
 def ingest(
@@ -116,7 +117,7 @@ def ingest(
 ) -> tuple[pd.DataFrame, IngestSummary]:
     """Scan, check and convert a DICOM tree; write volumes and series.csv under out_dir."""
     out = Path(out_dir)
-    (out / "volumes").mkdir(parents=True, exist_ok=True)
+    (out / VOLUMES_DIR).mkdir(parents=True, exist_ok=True)
     with worker_pool(workers) as pool:  # one pool for both passes: headers, then pixels
         result = scan([dicom_dir], progress=progress, pool=pool)
         good = [g for g in result.groups if not g.error]
@@ -134,7 +135,7 @@ def ingest(
     for volume_id, why in rejected.items():
         log.warning("volume %s rejected: %s", volume_id, why)
     table = pd.DataFrame(rows, columns=SERIES_COLUMNS)
-    table.to_csv(out / "series.csv", index=False)
+    table.to_csv(out / SERIES_CSV, index=False)
     series = len({g.instances[0].series_uid for g in result.groups})
     summary = IngestSummary(series, len(rows), rejected, result.skipped, result.ignored)
     return table, summary

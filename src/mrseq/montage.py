@@ -11,6 +11,7 @@ import torch
 
 from mrseq.ingest import load_saved_volume
 from mrseq.labels import attach_labels
+from mrseq.layout import SERIES_CSV
 from mrseq.preprocess import normalise
 from mrseq.sequences import MODEL_CLASSES
 
@@ -40,7 +41,7 @@ def montage(
     import matplotlib.pyplot as plt
 
     interim = Path(interim_dir)
-    table = attach_labels(pd.read_csv(interim / "series.csv"), pd.read_csv(labels_csv))
+    table = attach_labels(pd.read_csv(interim / SERIES_CSV), pd.read_csv(labels_csv))
     fig, axes = plt.subplots(
         len(MODEL_CLASSES), per_class, figsize=(2.2 * per_class, 2.4 * len(MODEL_CLASSES))
     )

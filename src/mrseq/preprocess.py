@@ -7,6 +7,7 @@ minimum), anti-alias, resample, then crop/pad around the centre.
 
 from __future__ import annotations
 
+import json
 import logging
 import warnings
 from concurrent.futures import ProcessPoolExecutor
@@ -17,6 +18,8 @@ import numpy as np
 import pandas as pd
 import torch
 from tqdm import tqdm
+
+from mrseq import layout
 
 logging.getLogger("monai.data.nvimgcodec_pydicom_plugin").setLevel(logging.ERROR)
 warnings.filterwarnings("ignore", message=".*NvImgCodecPydicomReader.*")
@@ -63,6 +66,19 @@ class PreprocessSpec:
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+def save_spec(folder: Path, spec: PreprocessSpec) -> None:
+    """Record the spec a folder of arrays was made with (preprocess and synthesize)."""
+    (Path(folder) / layout.SPEC_JSON).write_text(json.dumps(spec.to_dict(), indent=2) + "\n")
+
+
+def load_spec(folder: str | Path) -> PreprocessSpec:
+    """The spec a folder of arrays was made with; a clear error for a folder without one."""
+    path = Path(folder) / layout.SPEC_JSON
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: rerun the stage that made {folder}")
+    return PreprocessSpec.from_dict(json.loads(path.read_text()))
 
 
 def _spacing_or_none(value) -> tuple[float, float, float] | None:
@@ -177,10 +193,12 @@ def preprocess_index(
     workers: int = 1,
     progress: bool = True,
 ) -> pd.DataFrame:
-    """Preprocess every labelled volume; write out/arrays/<volume_id>.npy and out/index.csv."""
-    (out / "arrays").mkdir(parents=True, exist_ok=True)
+    """Preprocess every labelled volume; write out/arrays/<volume_id>.npy, out/index.csv and
+    the spec used (out/preprocess_spec.json: export puts it in the model as it is)."""
+    (out / layout.ARRAYS_DIR).mkdir(parents=True, exist_ok=True)
+    save_spec(out, spec)
     jobs = [
-        (str(interim / f), str(out / "arrays" / f"{v}.npy"), spec.to_dict())
+        (str(interim / f), str(out / layout.array_file(v)), spec.to_dict())
         for v, f in zip(index.volume_id, index.file, strict=True)
     ]
     bar = dict(total=len(jobs), desc="preprocess", unit="vol", disable=not progress)
@@ -194,6 +212,6 @@ def preprocess_index(
     for e in errors:
         if e:
             logging.getLogger(__name__).warning("preprocess failed: %s", e)
-    kept = index[ok].assign(array=[f"arrays/{v}.npy" for v in index.volume_id[ok]])
-    kept.to_csv(out / "index.csv", index=False)
+    kept = index[ok].assign(array=[layout.array_file(v) for v in index.volume_id[ok]])
+    kept.to_csv(out / layout.INDEX_CSV, index=False)
     return kept

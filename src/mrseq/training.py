@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
+from mrseq.layout import CHECKPOINT, CONFIG_JSON, HISTORY_CSV, INDEX_CSV, SPEC_JSON
 from mrseq.nets import build_net_from_params
 from mrseq.sequences import MODEL_CLASSES
 
@@ -123,7 +124,7 @@ class VolumeDataModule(pl.LightningDataModule):
     ):
         super().__init__()
         self.processed = Path(processed)
-        self.index = pd.read_csv(self.processed / "index.csv")
+        self.index = pd.read_csv(self.processed / INDEX_CSV)
         self.splits = splits
         self.cfg = train_cfg
         self.synthetic = Path(synthetic) if synthetic else None
@@ -137,6 +138,8 @@ class VolumeDataModule(pl.LightningDataModule):
         return self.index[self.index.volume_id.isin(set(self.splits[split]))]
 
     def setup(self, stage: str | None = None) -> None:
+        if self.synthetic is not None:
+            check_same_grid(self.processed, self.synthetic)
         augment = build_augment(self.cfg["augment_strength"])
         if augment is not None:  # MONAI's transforms draw from their own generators
             augment.set_random_state(seed=int(self.cfg["seed"]))
@@ -153,7 +156,7 @@ class VolumeDataModule(pl.LightningDataModule):
                 )
 
     def _synthetic_tables(self) -> tuple[pd.DataFrame, pd.DataFrame]:
-        extra = pd.read_csv(self.synthetic / "index.csv")
+        extra = pd.read_csv(self.synthetic / INDEX_CSV)
         fraction = float(self.cfg.get("synthetic_val_fraction", 0.0))
         return synthetic_split(extra, fraction, int(self.cfg["seed"]))
 
@@ -184,6 +187,15 @@ class VolumeDataModule(pl.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_set, False)
+
+
+def check_same_grid(*folders: Path) -> None:
+    """Arrays from two stages train one net only if one spec made them (a params change that
+    reran one stage and not the other would otherwise mix two grids or intensity scales)."""
+    found = [Path(f) / SPEC_JSON for f in folders]
+    specs = {str(p.parent): p.read_text() for p in found if p.exists()}
+    if len(set(specs.values())) > 1:
+        raise ValueError(f"arrays made with different preprocessing: {', '.join(specs)}")
 
 
 def resolve_workers(setting) -> int:
@@ -317,7 +329,7 @@ def train_model(
     data = VolumeDataModule(processed, splits, t, synthetic)
     cfg = {**cfg, "model": {**cfg["model"], "in_channels": data.channels}}
     # The effective configuration (params plus any sweep overrides) travels with the weights.
-    (out / "config.json").write_text(json.dumps(cfg, indent=2))
+    (out / CONFIG_JSON).write_text(json.dumps(cfg, indent=2))
     pl.seed_everything(int(t["seed"]), workers=True)
     gpu = torch.cuda.is_available() and t["accelerator"] in ("auto", "gpu")
     model = SequenceClassifier(
@@ -330,7 +342,7 @@ def train_model(
     )
     best = ModelCheckpoint(
         dirpath=out,
-        filename="best",
+        filename=Path(CHECKPOINT).stem,
         monitor="val/loss",
         mode="min",
         save_top_k=1,
@@ -352,7 +364,7 @@ def train_model(
         enable_model_summary=False,
     )
     trainer.fit(model, datamodule=data)
-    pd.DataFrame(history.rows).to_csv(out / "history.csv", index=False)
+    pd.DataFrame(history.rows).to_csv(out / HISTORY_CSV, index=False)
     metrics = {
         "best_checkpoint": str(best.best_model_path),
         "best_val_loss": float(best.best_model_score)

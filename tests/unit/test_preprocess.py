@@ -98,9 +98,26 @@ def test_every_preprocess_param_reaches_the_spec_the_stages_build():
     changed = {**section, "detail_spacing": [0.5, 0.5, 4.0], "intensity": "log"}
     spec = PreprocessSpec.from_dict(changed)
     assert spec.detail_spacing == (0.5, 0.5, 4.0) and spec.intensity == "log"
-    for script in ("preprocess.py", "synthesize.py", "export.py"):
+    for script in ("preprocess.py", "synthesize.py"):  # export copies what preprocess used
         text = (root / "pipelines" / script).read_text()
         assert "PreprocessSpec.from_dict(" in text and " for k in (" not in text, script
+
+
+def test_a_folder_of_arrays_records_its_spec_and_training_refuses_two(tmp_path):
+    from mrseq.preprocess import load_spec, save_spec
+    from mrseq.training import check_same_grid
+
+    one = PreprocessSpec((1.25, 1.25, 4.0), (96, 96, 20))
+    other = PreprocessSpec((1.25, 1.25, 4.0), (96, 96, 20), intensity="log")
+    for name, spec in (("a", one), ("b", one), ("c", other)):
+        (tmp_path / name).mkdir()
+        save_spec(tmp_path / name, spec)
+    assert load_spec(tmp_path / "a") == one
+    check_same_grid(tmp_path / "a", tmp_path / "b")
+    with pytest.raises(ValueError, match="different preprocessing"):
+        check_same_grid(tmp_path / "a", tmp_path / "c")
+    with pytest.raises(FileNotFoundError, match="rerun the stage"):
+        load_spec(tmp_path)
 
 
 @pytest.mark.parametrize("n", [2, 7, 1000, 123_457])

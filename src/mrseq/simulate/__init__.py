@@ -17,6 +17,7 @@ from pydicom.uid import generate_uid
 from tqdm import tqdm
 
 from mrseq.dicom_write import SeriesToWrite, write_series
+from mrseq.layout import LABELS_CSV
 from mrseq.sequences import label_for_b_value
 from mrseq.simulate import headers
 from mrseq.simulate.anatomy import make_patient
@@ -313,5 +314,5 @@ def simulate_cohort(
     else:
         results = [simulate_patient(j) for j in tqdm(jobs, **bar)]
     labels = pd.DataFrame([row for rows in results for row in rows], columns=LABEL_COLUMNS)
-    labels.to_csv(out / "labels.csv", index=False)
+    labels.to_csv(out / LABELS_CSV, index=False)
     return labels

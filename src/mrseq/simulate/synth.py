@@ -20,8 +20,9 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from mrseq import layout
 from mrseq.dicom import MIN_SLICES
-from mrseq.preprocess import PreprocessSpec, preprocess_volume
+from mrseq.preprocess import PreprocessSpec, preprocess_volume, save_spec
 from mrseq.simulate import other_rng, render_others, render_study, single_threaded
 from mrseq.simulate.anatomy import make_patient
 from mrseq.simulate.exposure import exposure_rng, plan_random, render_exposure
@@ -126,7 +127,7 @@ def _job(args: tuple) -> list[dict]:
     done = synthesize_patient(seed, index, spec, *coarse, skip, random_contrast)
     rows = done.rows
     for row, array in zip(rows, done.arrays, strict=True):
-        row["array"] = f"arrays/{row['volume_id']}.npy"
+        row["array"] = layout.array_file(row["volume_id"])
         np.save(Path(out) / row["array"], array)
     return rows
 
@@ -144,11 +145,13 @@ def synthesize_cohort(
     skip: tuple[str, ...] = (),
     random_contrast: float = 0.0,
 ) -> pd.DataFrame:
-    """Write out/arrays/<volume_id>.npy and out/index.csv (the preprocess stage's layout)."""
+    """Write out/arrays/<volume_id>.npy, out/index.csv and out/preprocess_spec.json (the
+    preprocess stage's layout)."""
     if n_patients < 1:
         raise ValueError("need at least one patient")
     out = Path(out_dir)
-    (out / "arrays").mkdir(parents=True, exist_ok=True)
+    (out / layout.ARRAYS_DIR).mkdir(parents=True, exist_ok=True)
+    save_spec(out, spec)
     coarse = (min_pixel, anatomy_step, scale)
     args = (spec.to_dict(), coarse, tuple(skip), float(random_contrast))
     jobs = [(str(out), seed, i, *args) for i in range(n_patients)]
@@ -159,5 +162,5 @@ def synthesize_cohort(
     else:
         results = [_job(j) for j in tqdm(jobs, **bar)]
     index = pd.DataFrame([r for rows in results for r in rows], columns=INDEX_COLUMNS)
-    index.to_csv(out / "index.csv", index=False)
+    index.to_csv(out / layout.INDEX_CSV, index=False)
     return index
