@@ -51,7 +51,12 @@ def main() -> None:
     setup()
     params = stage_params("tune").plain()
     t = params["tune"]
-    params["train"].update(epochs=int(t["epochs"]), patience=int(t["epochs"]))  # ASHA stops
+    # ASHA stops trials, not early stopping; trials train on a share of the synthetic patients
+    params["train"].update(
+        epochs=int(t["epochs"]),
+        patience=int(t["epochs"]),
+        max_synthetic_patients=int(t["synthetic_patients"]),
+    )
     prepare_storage(
         Path(args.storage), fingerprint(params, args.processed, args.splits, args.synthetic)
     )

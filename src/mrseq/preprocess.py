@@ -10,16 +10,15 @@ from __future__ import annotations
 import json
 import logging
 import warnings
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-from tqdm import tqdm
 
 from mrseq import layout
+from mrseq.pool import run_all
 
 logging.getLogger("monai.data.nvimgcodec_pydicom_plugin").setLevel(logging.ERROR)
 warnings.filterwarnings("ignore", message=".*NvImgCodecPydicomReader.*")
@@ -201,13 +200,17 @@ def preprocess_index(
         (str(interim / f), str(out / layout.array_file(v)), spec.to_dict())
         for v, f in zip(index.volume_id, index.file, strict=True)
     ]
-    bar = dict(total=len(jobs), desc="preprocess", unit="vol", disable=not progress)
     torch.set_num_threads(1 if workers > 1 else torch.get_num_threads())
-    if workers > 1 and len(jobs) > 8:
-        with ProcessPoolExecutor(workers) as pool:
-            errors = list(tqdm(pool.map(_one, jobs, chunksize=4), **bar))
-    else:
-        errors = [_one(j) for j in tqdm(jobs, **bar)]
+    errors = run_all(
+        _one,
+        jobs,
+        desc="preprocess",
+        unit="vol",
+        progress=progress,
+        workers=workers,
+        min_jobs=9,
+        chunksize=4,
+    )
     ok = [e is None for e in errors]
     for e in errors:
         if e:

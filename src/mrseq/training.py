@@ -157,6 +157,9 @@ class VolumeDataModule(pl.LightningDataModule):
 
     def _synthetic_tables(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         extra = pd.read_csv(self.synthetic / INDEX_CSV)
+        limit = self.cfg.get("max_synthetic_patients")
+        if limit:  # the sweep's short trials: the first patients (the same for every trial)
+            extra = extra[extra.patient_id.isin(sorted(extra.patient_id.unique())[: int(limit)])]
         fraction = float(self.cfg.get("synthetic_val_fraction", 0.0))
         return synthetic_split(extra, fraction, int(self.cfg["seed"]))
 

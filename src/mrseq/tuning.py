@@ -230,7 +230,7 @@ def run_sweep(
         # Ray returns normally after a stop, with its state saved (and never-started trials
         # marked TERMINATED): a partial sweep must not look finished, or DVC would record it.
         raise SweepInterrupted(f"sweep interrupted; rerun the stage to resume from {path}")
-    return trials_table(grid, list(space), params["tune"]["metric"])
+    return trials_table(grid, list(space), params["tune"]["metric"], params["tune"]["mode"])
 
 
 @contextlib.contextmanager
@@ -252,7 +252,10 @@ def _graceful_stop():
             signal.signal(s, handler)
 
 
-def trials_table(grid, keys: list[str], metric: str) -> pd.DataFrame:
+def trials_table(grid, keys: list[str], metric: str, mode: str) -> pd.DataFrame:
+    """One row per trial (a Ray ResultGrid in): its sample, its best `metric` by `mode`."""
+    if mode not in ("min", "max"):
+        raise ValueError(f"tune.mode must be min or max, got {mode!r}")
     rows = []
     for result in grid:
         row = {
@@ -262,9 +265,7 @@ def trials_table(grid, keys: list[str], metric: str) -> pd.DataFrame:
         row.update({k: result.config.get(k) for k in keys})
         history = result.metrics_dataframe
         if history is not None and len(history) and metric in history:
-            row["best_" + metric] = float(
-                history[metric].min() if "loss" in metric else history[metric].max()
-            )
+            row["best_" + metric] = float(getattr(history[metric], mode)())
             row["epochs_run"] = int(history["training_iteration"].max())
             row["node_id"] = history["node_id"].iloc[-1] if "node_id" in history else None
         row["error"] = str(result.error)[:200] if result.error else ""

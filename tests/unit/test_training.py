@@ -120,3 +120,17 @@ def test_class_weights_lift_the_rare_classes_and_zero_power_is_none():
     assert full["T2WI_nan"] == 1.0  # absent from training: left alone
     half = dict(zip(MODEL_CLASSES, class_weights(labels, 0.5), strict=True))
     assert half["ADC"] == pytest.approx((50 / 30) ** 0.5)
+
+
+def test_sweep_trials_can_train_on_the_first_synthetic_patients_only(tmp_path):
+    from mrseq.training import VolumeDataModule
+
+    processed, splits = tiny_processed(tmp_path / "processed")
+    extra, _ = tiny_processed(tmp_path / "synthetic", per_class=3)  # patients p0, p1, p2
+    sizes = {}
+    for limit in (None, 1):
+        cfg = tiny_train_cfg(synthetic_val_fraction=0.0, max_synthetic_patients=limit)["train"]
+        data = VolumeDataModule(processed, splits, cfg, extra)
+        data.setup()
+        sizes[limit] = len(data.train_set.datasets[1])
+    assert sizes == {None: 18, 1: 6}  # 6 classes x 3 patients, then only p0's six

@@ -52,3 +52,22 @@ def test_one_gpu_per_trial_only_when_the_cluster_has_gpus():
         "cpu": 2,
         "gpu": 0.5,
     }
+
+
+def test_trials_table_reads_the_best_by_tune_mode_not_by_the_metric_name():
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from mrseq.tuning import trials_table
+
+    history = pd.DataFrame({"val/loss": [0.9, 0.4, 0.6], "training_iteration": [1, 2, 3]})
+    result = SimpleNamespace(
+        metrics={"trial_id": "t1"}, error=None, config={"train.lr": 0.01}, metrics_dataframe=history
+    )
+    lowest = trials_table([result], ["train.lr"], "val/loss", "min")
+    highest = trials_table([result], ["train.lr"], "val/loss", "max")
+    assert lowest["best_val/loss"].iloc[0] == 0.4 and highest["best_val/loss"].iloc[0] == 0.9
+    assert lowest.epochs_run.iloc[0] == 3 and lowest["train.lr"].iloc[0] == 0.01
+    with pytest.raises(ValueError, match="tune.mode"):
+        trials_table([result], ["train.lr"], "val/loss", "lowest")

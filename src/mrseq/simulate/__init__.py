@@ -8,16 +8,15 @@ worker processes, and a larger cohort extends a smaller one.
 from __future__ import annotations
 
 import os
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from pydicom.uid import generate_uid
-from tqdm import tqdm
 
 from mrseq.dicom_write import SeriesToWrite, write_series
 from mrseq.layout import LABELS_CSV
+from mrseq.pool import run_all
 from mrseq.sequences import label_for_b_value
 from mrseq.simulate import headers
 from mrseq.simulate.anatomy import make_patient
@@ -307,12 +306,15 @@ def simulate_cohort(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     jobs = [(str(out), seed, i, resolution_scale) for i in range(n_patients)]
-    bar = dict(total=n_patients, desc="patients", unit="pt", disable=not progress)
-    if workers > 1 and n_patients > 1:
-        with ProcessPoolExecutor(min(workers, n_patients), initializer=single_threaded) as pool:
-            results = list(tqdm(pool.map(simulate_patient, jobs), **bar))
-    else:
-        results = [simulate_patient(j) for j in tqdm(jobs, **bar)]
+    results = run_all(
+        simulate_patient,
+        jobs,
+        desc="patients",
+        unit="pt",
+        progress=progress,
+        workers=workers,
+        initializer=single_threaded,
+    )
     labels = pd.DataFrame([row for rows in results for row in rows], columns=LABEL_COLUMNS)
     labels.to_csv(out / LABELS_CSV, index=False)
     return labels

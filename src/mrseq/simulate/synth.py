@@ -13,15 +13,14 @@ on 2 cores, generating inside each trial's data loader would pay the cost once p
 from __future__ import annotations
 
 import os
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from mrseq import layout
 from mrseq.dicom import MIN_SLICES
+from mrseq.pool import run_all
 from mrseq.preprocess import PreprocessSpec, preprocess_volume, save_spec
 from mrseq.simulate import other_rng, render_others, render_study, single_threaded
 from mrseq.simulate.anatomy import make_patient
@@ -155,12 +154,15 @@ def synthesize_cohort(
     coarse = (min_pixel, anatomy_step, scale)
     args = (spec.to_dict(), coarse, tuple(skip), float(random_contrast))
     jobs = [(str(out), seed, i, *args) for i in range(n_patients)]
-    bar = dict(total=n_patients, desc="synthesize", unit="pt", disable=not progress)
-    if workers > 1 and n_patients > 1:
-        with ProcessPoolExecutor(min(workers, n_patients), initializer=single_threaded) as pool:
-            results = list(tqdm(pool.map(_job, jobs), **bar))
-    else:
-        results = [_job(j) for j in tqdm(jobs, **bar)]
+    results = run_all(
+        _job,
+        jobs,
+        desc="synthesize",
+        unit="pt",
+        progress=progress,
+        workers=workers,
+        initializer=single_threaded,
+    )
     index = pd.DataFrame([r for rows in results for r in rows], columns=INDEX_COLUMNS)
     index.to_csv(out / layout.INDEX_CSV, index=False)
     return index
