@@ -18,6 +18,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import tempfile
 import time
 import warnings
@@ -27,6 +28,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from mrseq import layout
 from mrseq.evaluate import band_of, predict_table
 from mrseq.export import export_model
 from mrseq.metrics import confidence_auroc, wilson
@@ -80,7 +82,7 @@ def load_cfg(epochs: int) -> dict:
 
 def fit_and_export(cfg, processed, splits, spec: PreprocessSpec, out: Path, synthetic=None) -> Path:
     result = train_model(cfg, processed, splits, out / "train", synthetic=synthetic)
-    model_params = json.loads((out / "train" / "config.json").read_text())["model"]
+    model_params = json.loads((out / "train" / layout.CONFIG_JSON).read_text())["model"]
     net = load_classifier(result["best_checkpoint"], model_params).net
     export_model(net, spec, out / "model", model_params, {}, {})
     return out / "model"
@@ -101,13 +103,14 @@ def without(synthetic: Path | None, keep, work: Path) -> tuple[Path | None, int]
     """A synthetic folder (index + a link to the arrays) without the condition's volumes."""
     if synthetic is None:
         return None, 0
-    index = pd.read_csv(synthetic / "index.csv")
+    index = pd.read_csv(synthetic / layout.INDEX_CSV)
     index["manufacturer"] = index["vendor"]  # what the condition predicates read
     out = work / "synthetic"
     out.mkdir(parents=True)
-    (out / "arrays").symlink_to((synthetic / "arrays").resolve())
+    (out / layout.ARRAYS_DIR).symlink_to((synthetic / layout.ARRAYS_DIR).resolve())
+    shutil.copy(synthetic / layout.SPEC_JSON, out / layout.SPEC_JSON)
     held = keep(index)
-    index[~held].drop(columns="manufacturer").to_csv(out / "index.csv", index=False)
+    index[~held].drop(columns="manufacturer").to_csv(out / layout.INDEX_CSV, index=False)
     return out, int(held.sum())
 
 
@@ -137,7 +140,7 @@ def synthesized(spec: PreprocessSpec, work: Path) -> Path:
 
 
 def run_condition(name, keep, cfg, processed, splits, spec, bench, work, synthetic) -> dict:
-    index = pd.read_csv(processed / "index.csv")
+    index = pd.read_csv(processed / layout.INDEX_CSV)
     drop = set(index[keep(index)].volume_id)
     reduced = {s: [v for v in ids if v not in drop] for s, ids in splits.items()}
     synthetic, dropped_synthetic = without(synthetic, keep, work)
@@ -199,7 +202,7 @@ def main() -> None:
     bench = pd.read_csv("data/benchmark/interim/labelled.csv")
     cfg = load_cfg(args.epochs)
     synthetic = Path(args.synthetic) if args.synthetic else None
-    index = pd.read_csv(processed / "index.csv")
+    index = pd.read_csv(processed / layout.INDEX_CSV)
     train_rows = index[index.volume_id.isin(set(splits["train"]))]
     wanted = every = conditions(train_rows)
     if args.conditions == "none":
