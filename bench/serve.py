@@ -4,8 +4,9 @@ Inputs: a NIfTI volume, a zipped DICOM T2 series (384 x 384 x 28) and a zipped m
 series (3 b-values x 20 slices of 128 x 128). For each: where the time goes in-process
 (decode, preprocess, forward, records + JSON), p50/p95 and throughput in-process (1 / 8 / 16
 threads) and through TorchServe (workers x batch settings, 1 / 8 / 16 clients), and the worker
-RSS over --rss-requests requests. Ends with the two ratio lines of the issue (DICOM T2 zip,
-8 clients, best TorchServe setting):
+RSS over --rss-requests requests. Ends with the two ratio lines of the issue (DICOM T2 zip):
+p50 at one client, one worker, in-process and TorchServe requests alternating (both medians from
+the same minutes), and throughput at 8 clients, best TorchServe setting vs 8 threads:
     ratio p50 torchserve/in-process 1.12
     ratio throughput torchserve/in-process 0.91
 Usage: python bench/serve.py [--model models/mrseq] [--requests 48] [--rss-requests 1000]
@@ -40,6 +41,7 @@ SETTINGS = [(1, 1), (2, 1), (2, 8)]  # (workers, batch size)
 FRONTEND, QUEUE = "ts_inference_latency_microseconds", "ts_queue_latency_microseconds"
 HANDLER, COUNT = "MrseqHandlerMilliseconds", "ts_inference_requests_total"
 CLIENTS = (1, 8, 16)
+T2 = "DICOM zip T2 384x384x28"  # the input of the issue's two ratio lines
 
 
 def nifti() -> bytes:
@@ -102,6 +104,21 @@ def run(send, n: int, clients: int) -> dict:
     return stats(latencies, time.perf_counter() - start)
 
 
+def alternate(local, served, n: int) -> tuple[float, float]:
+    """(p50 of local, p50 of served) in ms, one client, requests alternating between the two
+    paths so both medians come from the same minutes (measured one after the other, the
+    in-process baseline drifted from 118 to 165 ms between runs on this machine)."""
+    for _ in range(2):
+        local(), served()  # warm-up
+    times: dict = {local: [], served: []}
+    for _ in range(n):
+        for path in (local, served):
+            start = time.perf_counter()
+            path()
+            times[path].append(1000 * (time.perf_counter() - start))
+    return float(np.median(times[local])), float(np.median(times[served]))
+
+
 def breakdown(predictor: Predictor, data: bytes, repeats: int = 5) -> dict:
     """Median ms per step of what the handler runs, in-process."""
     steps: dict[str, list[float]] = {"decode": [], "preprocess": [], "forward": [], "json": []}
@@ -140,7 +157,11 @@ def workers_rss(state: Path) -> float:
     return sum(k.memory_info().rss for k in kids if "python" in k.name().lower()) / 2**20
 
 
-def torchserve(model: Path, bodies: dict, workers: int, batch: int, n: int, rss_n: int) -> dict:
+def torchserve(
+    model: Path, bodies: dict, workers: int, batch: int, n: int, rss_n: int, paired=None
+) -> dict:
+    """Latency and throughput per input and client count; with `paired` (an in-process sender
+    of the DICOM T2 zip), also both p50s at one client measured alternately (`alternate`)."""
     serve = {
         "batch_size": batch,
         "max_batch_delay_ms": 20,
@@ -164,6 +185,8 @@ def torchserve(model: Path, bodies: dict, workers: int, batch: int, n: int, rss_
                 out["frontend"] = {
                     k: frontend_breakdown(url, metrics, v) for k, v in bodies.items()
                 }
+            if paired is not None:
+                out["paired"] = alternate(paired, _poster(url, bodies[T2]), 2 * n)
             if rss_n:
                 out["rss"] = _rss(url, bodies["NIfTI 320x320x24"], state, rss_n)
             return out
@@ -269,12 +292,13 @@ def main() -> None:
     for workers, batch in SETTINGS:
         key = f"torchserve w{workers} b{batch}"
         rss_n = args.rss_requests if (workers, batch) == SETTINGS[-1] else 0
-        results[key] = torchserve(model, bodies, workers, batch, args.requests, rss_n)
+        paired = in_process(predictor, bodies[T2]) if (workers, batch) == (1, 1) else None
+        results[key] = torchserve(model, bodies, workers, batch, args.requests, rss_n, paired)
     print_breakdown(results["torchserve w1 b1"]["frontend"])
     print(f"\n{'path':<22} {'input':<30} {'clients':>7} {'p50 ms':>8} {'p95 ms':>8} {'req/s':>7}")
     for path, by_input in results.items():
         for name, by_clients in by_input.items():
-            if name in ("rss", "frontend"):
+            if name in ("rss", "frontend", "paired"):
                 continue
             for c, s in by_clients.items():
                 row = f"{s['p50']:>8.1f} {s['p95']:>8.1f} {s['rps']:>7.2f}"
@@ -284,13 +308,15 @@ def main() -> None:
         f"\nworker RSS over {rss['requests']} requests: {rss['before_mb']:.0f} -> "
         f"{rss['after_mb']:.0f} MB ({100 * rss['growth']:+.1f} %, goal <= +10 %)"
     )
-    t2 = "DICOM zip T2 384x384x28"
-    local = results["in-process"][t2]
-    served = [v[t2] for k, v in results.items() if k != "in-process"]
+    local = results["in-process"][T2]
+    served = [v[T2] for k, v in results.items() if k != "in-process"]
     best = max(served, key=lambda s: s[8]["rps"])
+    own, through = results["torchserve w1 b1"]["paired"]
     print(
-        f"ratio p50 torchserve/in-process {min(s[1]['p50'] for s in served) / local[1]['p50']:.2f}"
+        f"\np50 at 1 client, {T2}, alternating requests (w1 b1, {2 * args.requests} each): "
+        f"in-process {own:.1f} ms, TorchServe {through:.1f} ms"
     )
+    print(f"ratio p50 torchserve/in-process {through / own:.2f}")
     print(f"ratio throughput torchserve/in-process {best[8]['rps'] / local[8]['rps']:.2f}")
 
 
