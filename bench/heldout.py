@@ -114,19 +114,21 @@ def without(synthetic: Path | None, keep, work: Path) -> tuple[Path | None, int]
     return out, int(held.sum())
 
 
-def synthesized(spec: PreprocessSpec, work: Path) -> Path:
-    """The synthetic training set again, in a representation variant's spec (params.yaml's
-    synthesize settings: this costs what the synthesize stage costs)."""
+def synthesized(
+    spec: PreprocessSpec, out: Path, patients: int | None = None, seed: int | None = None
+) -> Path:
+    """A synthetic training set in `spec` with params.yaml's synthesize settings, as the
+    synthesize stage makes it (this costs what the stage costs); `patients` and `seed` default
+    to the stage's own (bench/recipe.py passes its own)."""
     from mrseq.simulate.synth import synthesize_cohort
 
     p = yaml.safe_load(Path("params.yaml").read_text())
     s = p["synthesize"]
     min_pixel = min(float(s["min_pixel_mm"]), spec.finest_mm)  # as the synthesize stage does
-    out = work / "synthetic"
     synthesize_cohort(
         out,
-        int(s["patients"]),
-        int(s["seed"]),
+        int(s["patients"]) if patients is None else patients,
+        int(s["seed"]) if seed is None else seed,
         spec,
         min_pixel=min_pixel,
         anatomy_step=float(s["anatomy_step_mm"]),
@@ -160,7 +162,7 @@ def run_variant(name, cfg, splits, base: PreprocessSpec, bench, work, wanted, sy
     labelled = pd.read_csv("data/interim/labelled.csv")
     preprocess_index(labelled, Path("data/interim"), processed, spec, os.cpu_count() or 1, False)
     if synthetic is not None and spec != base:
-        synthetic = synthesized(spec, work)
+        synthetic = synthesized(spec, work / "synthetic")
     model = fit_and_export(cfg, processed, splits, spec, work, synthetic)
     pred = predict_table(Predictor.from_dir(model), Path("data/benchmark/interim"), bench, False)
     band = band_of(pred)

@@ -24,11 +24,12 @@ import torch
 import yaml
 from torch import nn
 
+# bench/heldout.py, this script's neighbour (python puts bench/ first on the path)
+from heldout import synthesized
 from mrseq import layout
 from mrseq.nets import build_net_from_params
 from mrseq.preprocess import PreprocessSpec
 from mrseq.sequences import MODEL_CLASSES
-from mrseq.simulate.synth import synthesize_cohort
 from mrseq.training import build_augment, class_weights
 
 OUT = Path("bench/out")
@@ -42,20 +43,9 @@ VARIANTS = {
 
 
 def cohort(folder: Path, patients: int, seed: int, params: dict) -> Path:
-    if (folder / layout.INDEX_CSV).exists():
-        return folder
-    s, spec = params["synthesize"], PreprocessSpec.from_dict(params["preprocess"])
-    synthesize_cohort(
-        folder,
-        patients,
-        seed,
-        spec,
-        min_pixel=min(float(s["min_pixel_mm"]), spec.finest_mm),
-        anatomy_step=float(s["anatomy_step_mm"]),
-        workers=2,
-        skip=tuple(params["other"]["held_out"]),
-        random_contrast=float(s["random_contrast"]),
-    )
+    """The synthesize stage's volumes for `patients` patients from `seed` (made once, reused)."""
+    if not (folder / layout.INDEX_CSV).exists():
+        synthesized(PreprocessSpec.from_dict(params["preprocess"]), folder, patients, seed)
     return folder
 
 
