@@ -15,6 +15,7 @@ Usage: python bench/serve.py [--model models/mrseq] [--requests 48] [--rss-reque
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import random
@@ -171,27 +172,33 @@ def torchserve(
     }
     with tempfile.TemporaryDirectory() as tmp:
         archive.build_mar(model, Path(tmp) / "store", serve)
-        base = random.randint(20000, 40000)
-        ports, state = (base, base + 1, base + 2), Path(tmp) / "state"
-        process.start(Path(tmp) / "store", state, CONFIG, ports=ports)
-        try:
-            process.wait_ready(f"http://127.0.0.1:{ports[1]}", 180)
-            url = f"http://127.0.0.1:{ports[0]}"
+        with running(Path(tmp) / "store", CONFIG, Path(tmp) / "state") as (url, metrics):
             out = {}
             for name, data in bodies.items():
                 out[name] = {c: run(_poster(url, data), n, c) for c in CLIENTS}
             if workers == 1 and batch == 1:
-                metrics = f"http://127.0.0.1:{ports[2]}"
                 out["frontend"] = {
                     k: frontend_breakdown(url, metrics, v) for k, v in bodies.items()
                 }
             if paired is not None:
                 out["paired"] = alternate(paired, _poster(url, bodies[T2]), 2 * n)
             if rss_n:
-                out["rss"] = _rss(url, bodies["NIfTI 320x320x24"], state, rss_n)
+                out["rss"] = _rss(url, bodies["NIfTI 320x320x24"], Path(tmp) / "state", rss_n)
             return out
-        finally:
-            process.stop(state)
+
+
+@contextlib.contextmanager
+def running(store: Path, config: Path, state: Path):
+    """A TorchServe on store's .mar with this config, on random free-ish ports, until the block
+    ends: yields (inference URL, metrics URL)."""
+    base = random.randint(20000, 40000)
+    ports = (base, base + 1, base + 2)
+    process.start(store, state, config, ports=ports)
+    try:
+        process.wait_ready(f"http://127.0.0.1:{ports[1]}", 180)
+        yield f"http://127.0.0.1:{ports[0]}", f"http://127.0.0.1:{ports[2]}"
+    finally:
+        process.stop(state)
 
 
 def metric_sums(metrics_url: str) -> dict[str, float]:

@@ -11,16 +11,15 @@ Usage: python bench/serve_config.py [--model models/mrseq] [--requests 80]
 from __future__ import annotations
 
 import argparse
-import random
 import tempfile
 from pathlib import Path
 
 from mrseq.predict import Predictor
-from mrseq.serving import archive, process
+from mrseq.serving import archive
 from mrseq.serving.client import post
 
 # bench/serve.py, this script's neighbour (python puts bench/ first on the path)
-from serve import CONFIG, alternate, dicom_zip, in_process
+from serve import CONFIG, alternate, dicom_zip, in_process, running
 
 VARIANTS = {
     "as shipped": [],
@@ -39,20 +38,13 @@ SERVE = {
 
 def paired_p50(store: Path, config: Path, body: bytes, local, n: int) -> tuple[float, float]:
     """(in-process p50, TorchServe p50) in ms, requests alternating between the two."""
-    base = random.randint(20000, 40000)
-    ports, state = (base, base + 1, base + 2), store.parent / f"state{base}"
-    process.start(store, state, config, ports=ports)
-    try:
-        process.wait_ready(f"http://127.0.0.1:{ports[1]}", 180)
-        url = f"http://127.0.0.1:{ports[0]}"
+    with running(store, config, store.parent / f"state_{config.stem}") as (url, _):
 
         def send():
             status, _ = post(url, body, {"X-Spacing": "0.5,0.5,3.3"})
             assert status == 200, status
 
         return alternate(local, send, n)
-    finally:
-        process.stop(state)
 
 
 def main() -> None:
