@@ -39,6 +39,29 @@ def test_augment_keeps_shape_and_is_off_at_zero():
     assert tuple(y.shape) == (1, 16, 16, 8)
 
 
+def test_coverage_window_keeps_one_slab_along_one_axis():
+    from mrseq.training import SLAB_MIN_VOXELS, coverage_window
+
+    window = coverage_window(1.0)
+    window.set_random_state(seed=0)
+    x = torch.rand(1, 40, 40, 20) + 0.1  # no zeros of its own
+    cut_axes = set()
+    for _ in range(40):
+        y = torch.as_tensor(window(x))
+        kept = y != 0
+        assert torch.equal(y[kept], x[kept])  # inside the slab nothing changes
+        for axis in range(3):
+            others = tuple(d for d in (1, 2, 3) if d != axis + 1)
+            along = kept.any(dim=others)[0]
+            idx = torch.nonzero(along).flatten()
+            assert len(idx) == int(idx[-1] - idx[0]) + 1  # one contiguous run
+            if len(idx) < x.shape[axis + 1]:
+                cut_axes.add(axis)
+                assert len(idx) >= SLAB_MIN_VOXELS[axis]
+                assert kept.sum() == len(idx) * x[0].numel() // x.shape[axis + 1]
+    assert cut_axes == {0, 1, 2}
+
+
 @pytest.mark.parametrize("mode", ["disabled"])
 def test_wandb_disabled_gives_no_logger(monkeypatch, mode, tmp_path):
     from mrseq.training import _loggers
