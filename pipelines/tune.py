@@ -1,11 +1,10 @@
 """Stage tune: Ray Tune sweep over train_model(); writes trials.csv, best.json and a picture.
 
-Rerunning after a kill resumes the stored sweep when its settings are unchanged; a sweep
-stored for other settings is discarded.
+Rerunning after a kill resumes the stored sweep when its settings, code and inputs are
+unchanged; a sweep stored for anything else is discarded.
 """
 
 import argparse
-import hashlib
 import json
 import shutil
 import sys
@@ -13,22 +12,16 @@ from pathlib import Path
 
 from _common import setup, write_json
 from mrseq.layout import BEST_JSON, INDEX_CSV, TRIALS_CSV
-from mrseq.params import stage_params
+from mrseq.params import declared_files, stage_params
 from mrseq.tuning import (
     SWEEP_NAME,
     SweepInterrupted,
     best_overrides,
     run_sweep,
     save_best,
+    sweep_fingerprint,
     sweep_plot,
 )
-
-
-def fingerprint(params: dict, processed: str, splits: str, synthetic: str | None) -> str:
-    text = json.dumps(params, sort_keys=True) + Path(splits).read_text()
-    for folder in filter(None, (processed, synthetic)):
-        text += (Path(folder) / INDEX_CSV).read_text()
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def prepare_storage(storage: Path, stamp: str) -> None:
@@ -57,9 +50,11 @@ def main() -> None:
         patience=int(t["epochs"]),
         max_synthetic_patients=int(t["synthetic_patients"]),
     )
-    prepare_storage(
-        Path(args.storage), fingerprint(params, args.processed, args.splits, args.synthetic)
-    )
+    # The stage's declared files (its code and splits.json) and the arrays' indexes.
+    files = declared_files("tune") + [
+        Path(folder) / INDEX_CSV for folder in filter(None, (args.processed, args.synthetic))
+    ]
+    prepare_storage(Path(args.storage), sweep_fingerprint(params, files))
     splits = json.loads(Path(args.splits).read_text())
     try:
         table = run_sweep(params, args.processed, splits, args.storage, synthetic=args.synthetic)

@@ -39,6 +39,15 @@ def declared_keys(stage: str, dvc_yaml: str | os.PathLike = "dvc.yaml") -> list[
     return keys
 
 
+def declared_files(stage: str, dvc_yaml: str | os.PathLike = "dvc.yaml") -> list[Path]:
+    """The files (not folders) a stage declares under `deps:`, relative to dvc.yaml's folder."""
+    stages = load_yaml(dvc_yaml)["stages"]
+    if stage not in stages:
+        raise KeyError(f"no stage {stage!r} in {dvc_yaml}")
+    root = Path(dvc_yaml).parent
+    return [root / d for d in stages[stage].get("deps", []) if (root / d).is_file()]
+
+
 def get_dotted(tree: dict, key: str) -> Any:
     node = tree
     for part in key.split("."):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 import json
 import logging
 import os
@@ -33,6 +34,15 @@ class SweepInterrupted(RuntimeError):
 
 
 # ------------------------------------------------------------------ search space
+
+
+def sweep_fingerprint(params: dict, files: list[Path]) -> str:
+    """A stored sweep is resumed only when this is unchanged: the settings and the bytes of
+    every file it depends on (code included: a sweep of yesterday's training code is stale)."""
+    digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode())
+    for path in sorted(Path(f) for f in files):
+        digest.update(str(path).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def parse_space(space: dict, params: dict) -> dict[str, Any]:

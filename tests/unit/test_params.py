@@ -3,7 +3,14 @@ from pathlib import Path
 
 import pytest
 
-from mrseq.params import covers, declared_keys, get_dotted, load_yaml, stage_params
+from mrseq.params import (
+    covers,
+    declared_files,
+    declared_keys,
+    get_dotted,
+    load_yaml,
+    stage_params,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -13,6 +20,12 @@ def test_every_declared_key_exists_in_params_yaml():
     for stage in load_yaml(ROOT / "dvc.yaml")["stages"]:
         for key in declared_keys(stage, ROOT / "dvc.yaml"):
             get_dotted(params, key)  # raises KeyError if missing
+
+
+def test_declared_files_are_the_stage_files_not_its_folders():
+    files = {p.relative_to(ROOT).as_posix() for p in declared_files("tune", ROOT / "dvc.yaml")}
+    assert {"pipelines/tune.py", "src/mrseq/training.py", "src/mrseq/nets.py"} <= files
+    assert not {"data/processed", "data/synthetic", "src/mrseq"} & files
 
 
 def test_stage_sees_only_declared_keys(monkeypatch, tmp_path):

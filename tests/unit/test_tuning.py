@@ -1,6 +1,6 @@
 import pytest
 
-from mrseq.tuning import apply_overrides, parse_space, trial_resources
+from mrseq.tuning import apply_overrides, parse_space, sweep_fingerprint, trial_resources
 
 PARAMS = {
     "model": {"depth": 10, "widths": [4, 8, 8, 8]},
@@ -71,3 +71,17 @@ def test_trials_table_reads_the_best_by_tune_mode_not_by_the_metric_name():
     assert lowest.epochs_run.iloc[0] == 3 and lowest["train.lr"].iloc[0] == 0.01
     with pytest.raises(ValueError, match="tune.mode"):
         trials_table([result], ["train.lr"], "val/loss", "lowest")
+
+
+def test_sweep_fingerprint_follows_settings_and_every_file(tmp_path):
+    code, index = tmp_path / "training.py", tmp_path / "index.csv"
+    code.write_text("augment = 1\n")
+    index.write_text("volume_id\na\n")
+    first = sweep_fingerprint(PARAMS, [code, index])
+    assert sweep_fingerprint(PARAMS, [index, code]) == first  # order does not matter
+    code.write_text("augment = 2\n")  # a code change makes the stored sweep stale
+    assert sweep_fingerprint(PARAMS, [code, index]) != first
+    code.write_text("augment = 1\n")
+    assert sweep_fingerprint(PARAMS, [code, index]) == first
+    changed = {**PARAMS, "train": {**PARAMS["train"], "lr": 0.01}}
+    assert sweep_fingerprint(changed, [code, index]) != first
