@@ -7,8 +7,11 @@ outlier-exposure series are left out of the test: no DICOM cohort has them). Pri
 variant: mean test accuracy over the last five epochs, final training accuracy, seconds per
 epoch. Results land in bench/out/recipe.json.
 
+Also per variant (mean of the last five epochs): the share of target test series answered
+`other` and the share of DWI_Low answered T2WI_fs, the two largest error blocks of the benchmark.
+
 Usage: python bench/recipe.py [--train-patients 320] [--test-patients 60] [--epochs 20]
-       [--variants aug,noaug,half,noaffine]
+       [--variants aug,noaug,half,noaffine,nocover,noblur] [--train-from data/synthetic]
 """
 
 from __future__ import annotations
@@ -33,12 +36,14 @@ from mrseq.sequences import MODEL_CLASSES
 from mrseq.training import build_augment, class_weights
 
 OUT = Path("bench/out")
-# name: (augmentation: none / MONAI's full set / without its RandAffine, share of training data)
+# name: (transforms left out of build_augment's set, None for no augmentation; share of data)
 VARIANTS = {
-    "noaug": ("none", 1.0),
-    "half": ("none", 0.5),
-    "aug": ("full", 1.0),
-    "noaffine": ("noaffine", 1.0),
+    "noaug": (None, 1.0),
+    "half": (None, 0.5),
+    "aug": ((), 1.0),
+    "noaffine": (("RandAffine",), 1.0),
+    "nocover": (("OneOf",), 1.0),  # the coverage window (training.coverage_window)
+    "noblur": (("RandSimulateLowResolution", "RandGaussianSmooth"), 1.0),
 }
 
 
@@ -49,8 +54,12 @@ def cohort(folder: Path, patients: int, seed: int, params: dict) -> Path:
     return folder
 
 
-def load(folder: Path, test: bool, share: float = 1.0):
+def load(folder: Path, test: bool, share: float = 1.0, patients: int | None = None):
+    """`patients`: the first that many of the folder (a synthesize stage output made with the
+    same seed and settings holds the very volumes `cohort` would make)."""
     index = pd.read_csv(folder / layout.INDEX_CSV)
+    if patients is not None:
+        index = index[index.patient_id.isin(sorted(index.patient_id.unique())[:patients])]
     if test:
         index = index[index.subtype.fillna("") != "random_contrast"]
     index = index.iloc[: int(len(index) * share)]
@@ -58,18 +67,20 @@ def load(folder: Path, test: bool, share: float = 1.0):
     return index, x, np.array([MODEL_CLASSES.index(v) for v in index.label])
 
 
-def augmenter(kind: str, strength: float):
+def augmenter(drop: tuple[str, ...] | None, strength: float):
     from monai.transforms import Compose
 
-    if kind == "none":
+    if drop is None:
         return None
     full = build_augment(strength)
-    if kind == "full":
-        return full
-    return Compose([t for t in full.transforms if type(t).__name__ != "RandAffine"])
+    return Compose([t for t in full.transforms if type(t).__name__ not in drop])
 
 
-def accuracy(net, x, y) -> float:
+SCORES = ("test_acc", "target_to_other", "dwi_low_as_t2_fs")
+
+
+def scores(net, x, y) -> dict:
+    """Accuracy, targets answered `other`, DWI_Low answered T2WI_fs."""
     net.eval()
     with torch.no_grad():
         pred = np.concatenate(
@@ -79,18 +90,23 @@ def accuracy(net, x, y) -> float:
             ]
         )
     net.train()
-    return float((pred == y).mean())
+    other, low, fs = (MODEL_CLASSES.index(c) for c in ("other", "DWI_Low", "T2WI_fs"))
+    return {
+        "test_acc": float((pred == y).mean()),
+        "target_to_other": float((pred[y != other] == other).mean()),
+        "dwi_low_as_t2_fs": float((pred[y == low] == fs).mean()),
+    }
 
 
 def run(name: str, params: dict, train, test, epochs: int) -> dict:
-    kind, share = VARIANTS[name]
+    drop, share = VARIANTS[name]
     index, x, y = train
     n = int(len(y) * share)
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     t = params["train"]
     net = build_net_from_params(params["model"])
-    aug = augmenter(kind, float(t["augment_strength"]))
+    aug = augmenter(drop, float(t["augment_strength"]))
     if aug is not None:
         aug.set_random_state(seed=0)
     weight = torch.tensor(class_weights(list(index.label[:n]), float(t["class_balance"])))
@@ -120,13 +136,15 @@ def run(name: str, params: dict, train, test, epochs: int) -> dict:
             right += int((out.argmax(1).numpy() == y[ids]).sum())
         seconds = time.perf_counter() - start
         row = {"epoch": epoch, "train_acc": right / (n // batch * batch), "seconds": seconds}
-        row["test_acc"] = accuracy(net, *test[1:])
+        row |= scores(net, *test[1:])
         log.append(row)
         print(name, json.dumps({k: round(v, 3) for k, v in row.items()}), flush=True)
+    last5 = {k: round(float(np.mean([r[k] for r in log[-5:]])), 4) for k in SCORES}
     return {
         "variant": name,
         "train_volumes": n,
-        "test_acc_last5": round(float(np.mean([r["test_acc"] for r in log[-5:]])), 4),
+        "test_acc_last5": last5["test_acc"],
+        "last5": last5,
         "train_acc_final": round(log[-1]["train_acc"], 4),
         "seconds_per_epoch": round(float(np.median([r["seconds"] for r in log])), 1),
         "log": log,
@@ -138,15 +156,19 @@ def main() -> None:
     parser.add_argument("--train-patients", type=int, default=320)
     parser.add_argument("--test-patients", type=int, default=60)
     parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--variants", default="aug,noaug,half,noaffine")
+    parser.add_argument(
+        "--train-from", help="a synthesize stage folder made with params.yaml: no re-synthesis"
+    )
     args = parser.parse_args()
     torch.set_num_threads(2)
     params = yaml.safe_load(Path("params.yaml").read_text())
     seed = int(params["synthesize"]["seed"])
-    train = load(
-        cohort(OUT / f"recipe_train_{args.train_patients}", args.train_patients, seed, params),
-        False,
-    )
+    n = args.train_patients
+    if args.train_from:
+        train = load(Path(args.train_from), False, patients=n)
+    else:
+        train = load(cohort(OUT / f"recipe_train_{n}", n, seed, params), False)
     test = load(
         cohort(OUT / f"recipe_test_{args.test_patients}", args.test_patients, seed + 1000, params),
         True,
@@ -155,10 +177,14 @@ def main() -> None:
     rows = [run(v, params, train, test, args.epochs) for v in args.variants.split(",")]
     OUT.mkdir(exist_ok=True)
     (OUT / "recipe.json").write_text(json.dumps(rows, indent=2))
-    print(f"{'variant':10} {'train vols':>10} {'test acc':>9} {'train acc':>10} {'s/epoch':>8}")
+    print(
+        f"{'variant':10} {'train vols':>10} {'test acc':>9} {'->other':>8} {'Low->fs':>8} "
+        f"{'train acc':>10} {'s/epoch':>8}"
+    )
     for r in rows:
         print(
             f"{r['variant']:10} {r['train_volumes']:>10} {r['test_acc_last5']:>9.3f} "
+            f"{r['last5']['target_to_other']:>8.3f} {r['last5']['dwi_low_as_t2_fs']:>8.3f} "
             f"{r['train_acc_final']:>10.3f} {r['seconds_per_epoch']:>8.1f}"
         )
 
