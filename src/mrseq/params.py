@@ -26,11 +26,8 @@ def load_yaml(path: str | os.PathLike) -> dict:
 
 def declared_keys(stage: str, dvc_yaml: str | os.PathLike = "dvc.yaml") -> list[str]:
     """Dotted keys a stage declares under `params:` (a bare section name means all of it)."""
-    stages = load_yaml(dvc_yaml)["stages"]
-    if stage not in stages:
-        raise KeyError(f"no stage {stage!r} in {dvc_yaml}")
     keys = []
-    for entry in stages[stage].get("params", []):
+    for entry in _stage(stage, dvc_yaml).get("params", []):
         if isinstance(entry, dict):  # {params_file: [keys]}
             for value in entry.values():
                 keys += list(value)
@@ -41,11 +38,15 @@ def declared_keys(stage: str, dvc_yaml: str | os.PathLike = "dvc.yaml") -> list[
 
 def declared_files(stage: str, dvc_yaml: str | os.PathLike = "dvc.yaml") -> list[Path]:
     """The files (not folders) a stage declares under `deps:`, relative to dvc.yaml's folder."""
+    root = Path(dvc_yaml).parent
+    return [root / d for d in _stage(stage, dvc_yaml).get("deps", []) if (root / d).is_file()]
+
+
+def _stage(stage: str, dvc_yaml: str | os.PathLike) -> dict:
     stages = load_yaml(dvc_yaml)["stages"]
     if stage not in stages:
         raise KeyError(f"no stage {stage!r} in {dvc_yaml}")
-    root = Path(dvc_yaml).parent
-    return [root / d for d in stages[stage].get("deps", []) if (root / d).is_file()]
+    return stages[stage]
 
 
 def get_dotted(tree: dict, key: str) -> Any:
