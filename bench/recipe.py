@@ -11,7 +11,7 @@ Also per variant (mean of the last five epochs): the share of target test series
 `other` and the share of DWI_Low answered T2WI_fs, the two largest error blocks of the benchmark.
 
 Usage: python bench/recipe.py [--train-patients 320] [--test-patients 60] [--epochs 20]
-       [--variants aug,noaug,half,noaffine,nocover,noblur] [--train-from data/synthetic]
+       [--variants aug,noaug,half,noaffine,cover,noblur] [--train-from data/synthetic]
 """
 
 from __future__ import annotations
@@ -36,13 +36,14 @@ from mrseq.sequences import MODEL_CLASSES
 from mrseq.training import build_augment, class_weights
 
 OUT = Path("bench/out")
-# name: (transforms left out of build_augment's set, None for no augmentation; share of data)
+# name: (transforms left out of build_augment's set, None for no augmentation; share of data);
+# "+coverage" adds the coverage window instead (off in the default recipe since 2026-12-05)
 VARIANTS = {
     "noaug": (None, 1.0),
     "half": (None, 0.5),
     "aug": ((), 1.0),
+    "cover": (("+coverage",), 1.0),  # with the coverage window (train.coverage_window: 0.5)
     "noaffine": (("RandAffine",), 1.0),
-    "nocover": (("OneOf",), 1.0),  # the coverage window (training.coverage_window)
     "noblur": (("RandSimulateLowResolution", "RandGaussianSmooth"), 1.0),
 }
 
@@ -72,7 +73,7 @@ def augmenter(drop: tuple[str, ...] | None, strength: float):
 
     if drop is None:
         return None
-    full = build_augment(strength)
+    full = build_augment(strength, coverage=0.5 if "+coverage" in drop else 0.0)
     return Compose([t for t in full.transforms if type(t).__name__ not in drop])
 
 

@@ -16,7 +16,7 @@ def main() -> None:
     parser.add_argument("--out", required=True, help="TorchServe model store")
     args = parser.parse_args()
     setup()
-    serve = stage_params("package")["serve"].plain()
+    serve = stage_params("package")["serve"]  # tracked: build_mar's reads are the audit's
     spec = json.loads((Path(args.model) / SPEC_FILE).read_text())
     version = spec.get("git_revision", "unknown")[:12] or "1.0"
     mar = build_mar(args.model, args.out, serve, version=version)

@@ -5,9 +5,8 @@ import json
 from pathlib import Path
 
 from _common import setup, write_json
-from mrseq.params import stage_params
+from mrseq.params import set_dotted, stage_params
 from mrseq.training import train_model
-from mrseq.tuning import apply_overrides
 
 
 def main() -> None:
@@ -20,10 +19,11 @@ def main() -> None:
     parser.add_argument("--metrics", required=True)
     args = parser.parse_args()
     setup()
-    cfg = stage_params("train").plain()
+    cfg = stage_params("train")  # tracked: train_model's reads are what the audit sees
     if args.best:
         best = json.loads(Path(args.best).read_text())
-        cfg = apply_overrides(cfg, best["config"])
+        for key, value in best["config"].items():
+            set_dotted(cfg, key, value)  # in place: a copy would not be tracked
         print(f"using the sweep's best config: {best['config']}")
     with open(args.splits) as f:
         splits = json.load(f)

@@ -42,7 +42,12 @@ def main() -> None:
     parser.add_argument("--metrics", required=True)
     args = parser.parse_args()
     setup()
-    params = stage_params("tune").plain()
+    tracked = stage_params("tune")
+    # `tune` is read here (tracked); `train` and `model` go whole to every trial's
+    # train_model() in Ray's worker processes, where reads cannot be recorded: the train
+    # stage's audit checks that train_model() reads them all.
+    params = {"tune": tracked["tune"], "train": tracked["train"].plain()}
+    params["model"] = tracked["model"].plain()
     t = params["tune"]
     # ASHA stops trials, not early stopping; trials train on a share of the synthetic patients
     params["train"].update(

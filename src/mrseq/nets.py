@@ -39,10 +39,11 @@ def build_net(
     )
 
 
-def build_net_from_params(model: dict) -> nn.Module:
+def build_net_from_params(model: dict, in_channels: int | None = None) -> nn.Module:
+    """`in_channels` overrides the section's (training knows it from the arrays)."""
     return build_net(
         int(model["depth"]),
         list(model["widths"]),
         int(model["conv1_stride"]),
-        in_channels=int(model.get("in_channels", 1)),
+        in_channels=int(in_channels or model.get("in_channels", 1)),
     )

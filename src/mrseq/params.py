@@ -87,8 +87,15 @@ class Tracked(dict):
         return self[key] if key in self else default  # noqa: SIM401 (records the read)
 
     def plain(self) -> dict:
-        """A plain copy (marks everything as read)."""
+        """A plain copy that marks everything as read: only for a section handed whole to
+        code whose reads cannot be recorded here (another process)."""
         return {k: (self[k].plain() if isinstance(self[k], Tracked) else self[k]) for k in self}
+
+
+def as_plain(tree: dict) -> dict:
+    """A plain deep copy of (possibly tracked) nested dicts that does not count as reading:
+    for writing a configuration down."""
+    return {k: as_plain(v) if isinstance(v, dict) else v for k, v in dict.items(tree)}
 
 
 def stage_params(

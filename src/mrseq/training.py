@@ -21,6 +21,7 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from mrseq.layout import CHECKPOINT, CONFIG_JSON, HISTORY_CSV, INDEX_CSV, SPEC_JSON
 from mrseq.nets import build_net_from_params
+from mrseq.params import as_plain
 from mrseq.sequences import MODEL_CLASSES
 
 log = logging.getLogger(__name__)
@@ -29,8 +30,10 @@ log = logging.getLogger(__name__)
 # ------------------------------------------------------------------ data
 
 
-def build_augment(strength: float):
-    """MONAI random transforms on (1, X, Y, Z) tensors; `strength` scales ranges and odds.
+def build_augment(strength: float, coverage: float = 0.0):
+    """MONAI random transforms on (1, X, Y, Z) tensors; `strength` scales ranges and odds;
+    `coverage` is the odds of the coverage window (0 leaves it out, and the other transforms'
+    seeds are then those of the recipe before it existed).
 
     Besides geometry and contrast, MRI physics in k-space (MONAI's own: Rician noise, Gibbs
     ringing from k-space truncation, k-space spikes, resolution loss) so that no two epochs
@@ -55,9 +58,10 @@ def build_augment(strength: float):
     if s <= 0:
         return None
     p = min(1.0, 0.5 * s)
+    window = [coverage_window(min(1.0, float(coverage)))] if coverage > 0 else []
     return Compose(
         [
-            coverage_window(p),
+            *window,
             RandAffine(
                 prob=min(1.0, 0.8 * s),
                 rotate_range=[0.26 * s] * 3,
@@ -90,9 +94,10 @@ def coverage_window(prob: float):
     """Zero everything outside one random slab along a slice axis, as the preprocessing's
     zero padding looks for a series with few or thin slices.
 
-    Why (benchmark of 2026-12-05): targets covering <= 60 mm were sent to `other` 3-4 times as
-    often as those covering more (0.31-0.46 against 0.05-0.16), because most non-target series
-    (localisers, DCE) cover little: coverage is a nuisance the net had learned as a class cue.
+    Why tried (benchmark of 2026-12-05): targets covering <= 60 mm were sent to `other` 3-4
+    times as often as those covering more, and most non-target series (localisers, DCE) cover
+    little. Measured the same day: it cost 0.03-0.05 of test accuracy and did not lower that
+    share, so `train.coverage_window` is 0 (off); it stays for ablations (bench/recipe.py).
     MONAI's RandCoarseDropout with `dropout_holes=False` keeps one box and fills the rest.
     """
     from monai.transforms import OneOf, RandCoarseDropout
@@ -173,7 +178,7 @@ class VolumeDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.synthetic is not None:
             check_same_grid(self.processed, self.synthetic)
-        augment = build_augment(self.cfg["augment_strength"])
+        augment = build_augment(self.cfg["augment_strength"], self.cfg["coverage_window"])
         if augment is not None:  # MONAI's transforms draw from their own generators
             augment.set_random_state(seed=int(self.cfg["seed"]))
         self.train_set = VolumeDataset(self.processed, self.table("train"), augment)
@@ -329,10 +334,11 @@ class History(pl.Callback):
         return {k: top[k] for k in ("epoch", "val_loss", "val_acc") if k in top}
 
 
-def _loggers(cfg: dict, out_dir: Path, group: str | None):
-    """wandb, offline unless WANDB_MODE says otherwise; none when disabled."""
+def _loggers(cfg: dict, out_dir: Path, group: str | None, record: dict | None = None):
+    """wandb, offline unless WANDB_MODE says otherwise; none when disabled. `record` is the
+    run's configuration as wandb stores it."""
     mode = os.environ.setdefault("WANDB_MODE", "offline")
-    if mode == "disabled" or not cfg.get("wandb", True):
+    if not cfg.get("wandb", True) or mode == "disabled":  # the key first: always read
         return False
     from pytorch_lightning.loggers import WandbLogger
 
@@ -340,7 +346,7 @@ def _loggers(cfg: dict, out_dir: Path, group: str | None):
     for var in ("WANDB_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "WANDB_DATA_DIR"):
         os.environ.setdefault(var, str(root))
     root.mkdir(parents=True, exist_ok=True)
-    return WandbLogger(project="mrseq", save_dir=str(root), group=group, config=cfg)
+    return WandbLogger(project="mrseq", save_dir=str(root), group=group, config=record)
 
 
 def train_model(
@@ -363,13 +369,18 @@ def train_model(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     data = VolumeDataModule(processed, splits, t, synthetic)
-    cfg = {**cfg, "model": {**cfg["model"], "in_channels": data.channels}}
-    # The effective configuration (params plus any sweep overrides) travels with the weights.
-    (out / CONFIG_JSON).write_text(json.dumps(cfg, indent=2))
+    channels = data.channels
+    # The effective configuration (params plus any sweep overrides) travels with the weights;
+    # `as_plain` copies without counting as reads, so the params audit sees what is used.
+    record = as_plain(cfg)
+    record["model"]["in_channels"] = channels
+    (out / CONFIG_JSON).write_text(json.dumps(record, indent=2))
     pl.seed_everything(int(t["seed"]), workers=True)
-    gpu = torch.cuda.is_available() and t["accelerator"] in ("auto", "gpu")
+    # Both read on every machine (the params audit runs on CPUs).
+    mixed, wants_gpu = bool(t["mixed_precision"]), t["accelerator"] in ("auto", "gpu")
+    gpu = wants_gpu and torch.cuda.is_available()
     model = SequenceClassifier(
-        build_net_from_params(cfg["model"]),
+        build_net_from_params(cfg["model"], in_channels=channels),
         float(t["lr"]),
         float(t["weight_decay"]),
         int(t["epochs"]),
@@ -390,10 +401,10 @@ def train_model(
         max_epochs=int(t["epochs"]),
         accelerator="gpu" if gpu else "cpu",
         devices=1,
-        precision="16-mixed" if gpu and t["mixed_precision"] else "32-true",
+        precision="16-mixed" if gpu and mixed else "32-true",
         deterministic="warn",
         callbacks=[best, stop, history, *(callbacks or [])],
-        logger=_loggers(t, out, group),
+        logger=_loggers(t, out, group, record),
         default_root_dir=str(out),
         enable_progress_bar=bool(t.get("progress_bar", True)),
         log_every_n_steps=1,

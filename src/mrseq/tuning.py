@@ -168,12 +168,13 @@ def build_tuner(
         make_trainable(base, processed, splits, storage + "/runs", synthetic), resources
     )
     metric, mode = t["metric"], t["mode"]
+    grace, factor = int(t["grace_period"]), float(t["reduction_factor"])  # read with fifo too
     if t["scheduler"] == "asha":
         scheduler = ASHAScheduler(
             time_attr="training_iteration",
             max_t=int(t["epochs"]),
-            grace_period=int(t["grace_period"]),
-            reduction_factor=float(t["reduction_factor"]),
+            grace_period=grace,
+            reduction_factor=factor,
         )
     elif t["scheduler"] == "fifo":
         scheduler = FIFOScheduler()

@@ -46,6 +46,17 @@ def test_reads_are_recorded_for_the_audit(tmp_path):
     assert covers(["a"], ["a.x", "c"]) == (["c"], [])
 
 
+def test_a_plain_copy_for_the_record_is_not_a_read(tmp_path):
+    from mrseq.params import Tracked, as_plain
+
+    p = Tracked({"a": {"x": 1, "y": [2]}, "b": 3})
+    copy = as_plain(p)
+    assert copy == {"a": {"x": 1, "y": [2]}, "b": 3}
+    assert type(copy["a"]) is dict and p.seen == set()
+    p.plain()
+    assert p.seen == {"a.x", "a.y", "b"}
+
+
 def test_audit_file_written_at_exit(tmp_path):
     import subprocess
     import sys

@@ -39,6 +39,24 @@ def test_augment_keeps_shape_and_is_off_at_zero():
     assert tuple(y.shape) == (1, 16, 16, 8)
 
 
+def test_coverage_window_only_when_asked():
+    names = [type(t).__name__ for t in build_augment(1.0).transforms]
+    assert "OneOf" not in names
+    assert [type(t).__name__ for t in build_augment(1.0, 0.5).transforms] == ["OneOf", *names]
+
+
+def test_train_model_reads_every_train_and_model_key(tmp_path):
+    """What the train stage's params audit relies on (tune hands these sections to trials)."""
+    from mrseq.params import Tracked
+
+    processed, splits = tiny_processed(tmp_path / "processed", per_class=2)
+    extra, _ = tiny_processed(tmp_path / "synthetic", per_class=2)  # as the stage has
+    cfg = Tracked(tiny_train_cfg(epochs=1))
+    train_model(cfg, processed, splits, tmp_path / "out", synthetic=extra)
+    keys = {f"{s}.{k}" for s in ("train", "model") for k in cfg[s]}
+    assert keys - cfg.seen == set()
+
+
 def test_coverage_window_keeps_one_slab_along_one_axis():
     from mrseq.training import SLAB_MIN_VOXELS, coverage_window
 
