@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from mrseq import metrics
 from mrseq.ingest import load_saved_volume
-from mrseq.predict import Predictor
+from mrseq.predict import Predictor, in_series_context, repeated
 from mrseq.sequences import CLASSES, OTHER, UNKNOWN
 
 BAND = (300.0, 700.0)  # DWI b-values near the 500 boundary, reported apart
@@ -33,11 +33,15 @@ def predict_table(
             probs.append(p)
             distances.append(d)
             bar.update(len(chunk))
-    probs, distances = np.concatenate(probs), np.concatenate(distances)
+    alone, distances = np.concatenate(probs), np.concatenate(distances)
+    keys = [_context_key(r) for r in rows]
+    probs = in_series_context(predictor.classes, alone, keys)
     out = table.copy()
     for i, name in enumerate(predictor.classes):
         out[f"p_{name}"] = probs[:, i]
     out["predicted"] = [predictor.classes[i] for i in probs.argmax(1)]
+    out["in_repeated_series"] = repeated(keys)
+    out["predicted_alone"] = [predictor.classes[i] for i in alone.argmax(1)]
     out["confidence"] = probs.max(1)
     out["distance"] = distances
     # what a user is told: the unknown gates applied (evaluation of the six outputs uses argmax),
@@ -48,6 +52,12 @@ def predict_table(
     ]
     out["answer"] = np.where(out["unknown_by"] != "", UNKNOWN, out["predicted"])
     return out
+
+
+def _context_key(row):
+    """(series UID, image type) as Predictor.in_context groups volumes; None without them."""
+    uid = getattr(row, "series_uid", None)
+    return None if pd.isna(uid) else (uid, str(getattr(row, "image_type", "")))
 
 
 def band_of(pred: pd.DataFrame) -> pd.Series:
@@ -165,6 +175,7 @@ def report(
         "confidence_auroc": metrics.confidence_auroc(pred["confidence"], y == yhat),
         "bands": _bands(pred, classes),
         "routing": routing(pred, rejected, tuple(held_out)),
+        "series_context": series_context(pred),
         "breakdown": {},
     }
     for column in ("manufacturer", "field_strength", "plane"):
@@ -176,6 +187,22 @@ def report(
             for key, part in pred.groupby(column)
         }
     return out
+
+
+def series_context(pred: pd.DataFrame) -> dict:
+    """What the series context (mrseq.predict.in_series_context) did: six-class accuracy of the
+    argmax with it and of each volume alone, and the answers it changed."""
+    if "predicted_alone" not in pred:
+        return {}
+    changed = pred.predicted != pred.predicted_alone
+    return {
+        "volumes_in_repeated_series": int(pred.in_repeated_series.sum()),
+        "answers_changed": int(changed.sum()),
+        "changed_to_right": int((changed & (pred.predicted == pred.label)).sum()),
+        "changed_to_wrong": int((changed & (pred.predicted_alone == pred.label)).sum()),
+        "accuracy": round(float((pred.predicted == pred.label).mean()), 4),
+        "accuracy_volume_alone": round(float((pred.predicted_alone == pred.label).mean()), 4),
+    }
 
 
 def evaluate_cohort(

@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import os
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,51 @@ from mrseq.dicom import Volume, header_geometry, load_volume, scan
 from mrseq.export import MODEL_FILE, SPEC_FILE
 from mrseq.preprocess import PreprocessSpec, preprocess_volume
 from mrseq.validate import why_bad_geometry, why_unusable
+
+# A T2-weighted TSE series is one acquisition of its slab and an ADC map one derived image per
+# series. A series the reader split into several volumes of one image type (several b-values,
+# dynamic phases, or every slice position repeated) is diffusion, dynamic or multi-echo: none of
+# these. Volumes that differ in image type (Dixon water/fat, ADC beside trace) are not counted.
+ONE_PER_SERIES = ("T2WI_nan", "T2WI_fs", "ADC")
+
+
+def repeated(keys: list) -> np.ndarray:
+    """True where a (series UID, image type) key occurs more than once; None never does."""
+    counts = Counter(k for k in keys if k is not None)
+    return np.array([k is not None and counts[k] > 1 for k in keys], dtype=bool)
+
+
+def in_series_context(classes: list[str], probs: np.ndarray, keys: list) -> np.ndarray:
+    """Probabilities with ONE_PER_SERIES ruled out (and the rest renormalised) for the volumes
+    whose series holds another volume of the same image type; the others unchanged."""
+    probs = np.array(probs, copy=True)
+    rows = repeated(keys)
+    if not rows.any():
+        return probs
+    rest = probs[rows]
+    rest[:, [classes.index(c) for c in ONE_PER_SERIES if c in classes]] = 0
+    total = rest.sum(axis=1, keepdims=True)
+    probs[rows] = np.where(total > 0, rest / np.maximum(total, 1e-12), probs[rows])
+    return probs
+
+
+def context_key(volume: Volume | None):
+    """The key `in_series_context` groups by: (series UID, image type); None without headers."""
+    if volume is None:
+        return None
+    first = volume.group.instances[0]
+    return (first.series_uid, first.image_type)
+
+
+def context_note(classes: list[str], alone: np.ndarray, together: np.ndarray) -> list[str]:
+    """The warning a record carries when the series context changed its answer."""
+    before, after = classes[int(np.argmax(alone))], classes[int(np.argmax(together))]
+    if before == after:
+        return []
+    return [
+        f"its series holds other volumes of the same slab (b-values, phases or repeats), so it "
+        f"is not {'/'.join(ONE_PER_SERIES)}: {after}, where the volume alone said {before}"
+    ]
 
 
 @dataclass
@@ -95,11 +141,22 @@ class Predictor:
             self.classes, probs, volume, warnings, self.version, self.gates(), distance
         )
 
+    def in_context(self, probs: np.ndarray, volumes: list) -> np.ndarray:
+        """`in_series_context` for volumes (mrseq.dicom.Volume, or None for bare arrays)."""
+        return in_series_context(self.classes, probs, [context_key(v) for v in volumes])
+
+    def records(self, volumes: list, probs, distances, warnings: list[list[str]]) -> list[dict]:
+        """One record per volume, the series context applied (and said where it decided)."""
+        together = self.in_context(probs, volumes)
+        rows = zip(volumes, probs, together, distances, warnings, strict=True)
+        return [
+            self.record(v, p, w + context_note(self.classes, alone, p), d)
+            for v, alone, p, d, w in rows
+        ]
+
     def predict_volumes(self, volumes: list[Volume]) -> list[dict]:
         probs, distances = self.predict_outputs([(v.array, v.affine) for v in volumes])
-        return [
-            self.record(v, p, distance=d) for v, p, d in zip(volumes, probs, distances, strict=True)
-        ]
+        return self.records(volumes, probs, distances, [list(v.warnings) for v in volumes])
 
     def predict_paths(self, paths: list[str | os.PathLike]) -> list[dict]:
         """DICOM files/folders -> one record per volume; problems become warning records."""

@@ -8,7 +8,7 @@ from helpers import tiny_model_dir
 from mrseq.cli import main
 from mrseq.evaluate import predict_table
 from mrseq.ingest import ingest
-from mrseq.predict import Predictor
+from mrseq.predict import ONE_PER_SERIES, Predictor, context_note, in_series_context
 from mrseq.simulate import simulate_cohort
 
 
@@ -49,6 +49,36 @@ def test_predictor_equals_evaluate_for_the_same_volumes(study):
         expected = by_path[row.volume_id]["probabilities"]
         got = {c: getattr(row, f"p_{c}") for c in predictor.classes}
         np.testing.assert_allclose(list(got.values()), list(expected.values()), atol=1e-3)
+    # both paths apply the series context: a multi-b DWI series is never T2WI or ADC
+    repeated = evaluated[evaluated.in_repeated_series]
+    assert repeated.b_value.nunique() >= 2  # multi-b DWI series
+    assert (repeated[[f"p_{c}" for c in ONE_PER_SERIES]].to_numpy() == 0).all()
+    alone = evaluated[~evaluated.in_repeated_series]
+    assert (alone[[f"p_{c}" for c in ONE_PER_SERIES]].to_numpy() > 0).all()
+
+
+def test_series_context_rules_out_one_volume_classes_for_repeated_slabs():
+    classes = ["T2WI_nan", "T2WI_fs", "DWI_Low", "DWI_High", "ADC", "other"]
+    probs = np.array(
+        [
+            [0.1, 0.5, 0.3, 0.05, 0.05, 0.0],  # b=50 of a two-b series: T2WI_fs alone
+            [0.0, 0.1, 0.2, 0.6, 0.1, 0.0],  # b=800 of the same series
+            [0.1, 0.5, 0.3, 0.05, 0.05, 0.0],  # the same pixels, a series of its own
+            [0.1, 0.5, 0.3, 0.05, 0.05, 0.0],  # same series, another image type (Dixon)
+            [0.1, 0.5, 0.3, 0.05, 0.05, 0.0],  # no headers (a NIfTI upload)
+        ]
+    )
+    keys = [("s1", ("DIFFUSION",)), ("s1", ("DIFFUSION",)), ("s2", ()), ("s1", ("W",)), None]
+    out = in_series_context(classes, probs, keys)
+    np.testing.assert_allclose(out[0], [0, 0, 0.3 / 0.35, 0.05 / 0.35, 0, 0])
+    np.testing.assert_allclose(out[1].sum(), 1.0)
+    assert out[1][[0, 1, 4]].sum() == 0
+    np.testing.assert_array_equal(out[2:], probs[2:])
+    assert (
+        context_note(classes, probs[0], out[0])
+        and "T2WI_fs" in context_note(classes, probs[0], out[0])[0]
+    )
+    assert context_note(classes, probs[1], out[1]) == []
 
 
 def test_bad_files_become_warnings_and_the_rest_goes_through(study, tmp_path):
@@ -96,3 +126,24 @@ def test_predict_refuses_what_serving_refuses(study, tmp_path):
     records = Predictor.from_dir(model).predict_paths([tmp_path])
     assert len(records) == 1 and records[0]["label"] is None
     assert "spacing" in records[0]["warnings"][0]
+
+
+def test_the_report_says_what_the_series_context_changed():
+    from mrseq.evaluate import series_context
+
+    pred = pd.DataFrame(
+        {
+            "label": ["DWI_Low", "DWI_High", "T2WI_fs", "other"],
+            "predicted": ["DWI_Low", "DWI_High", "T2WI_fs", "DWI_High"],
+            "predicted_alone": ["T2WI_fs", "DWI_High", "T2WI_fs", "T2WI_nan"],
+            "in_repeated_series": [True, True, False, True],
+        }
+    )
+    assert series_context(pred) == {
+        "volumes_in_repeated_series": 3,
+        "answers_changed": 2,
+        "changed_to_right": 1,
+        "changed_to_wrong": 0,
+        "accuracy": 0.75,
+        "accuracy_volume_alone": 0.5,
+    }

@@ -306,10 +306,10 @@ def _scrub(text: str, folder: str) -> str:
 
 def records(predictor, decoded: Decoded, probs: np.ndarray, distances=None) -> list[dict]:
     """One record per volume (mrseq.records, as `mrseq predict` gives), then one per problem."""
-    out = []
     if distances is None:
         distances = np.full(len(probs), np.nan)
-    for item, p, d in zip(decoded.items, probs, distances, strict=True):
-        # warnings scrubbed of server paths; the path itself is the server's, so it goes
-        out.append(predictor.record(item.volume, p, item.warnings, d) | {"path": None})
-    return out + decoded.problems
+    volumes = [item.volume for item in decoded.items]
+    # warnings scrubbed of server paths; the path itself is the server's, so it goes
+    warnings = [list(item.warnings) for item in decoded.items]
+    out = predictor.records(volumes, probs, distances, warnings)
+    return [r | {"path": None} for r in out] + decoded.problems
