@@ -1,11 +1,15 @@
 """Stage synthesize: extra training volumes rendered straight to the model grid (no DICOM)."""
 
 import argparse
+from pathlib import Path
+
+import pandas as pd
 
 from _common import setup, workers
+from mrseq import layout
 from mrseq.params import stage_params
-from mrseq.preprocess import PreprocessSpec
-from mrseq.simulate.synth import synthesize_cohort
+from mrseq.preprocess import PreprocessSpec, save_spec
+from mrseq.simulate.synth import INDEX_COLUMNS, synthesize_cohort
 
 
 def main() -> None:
@@ -19,7 +23,13 @@ def main() -> None:
         raise SystemExit("synthesize.seed must differ from simulate.seed and benchmark.seed")
     pre = p["preprocess"]
     spec = PreprocessSpec.from_dict(pre)  # every spec field params.yaml sets
-    index = synthesize_cohort(  # patients: 0 (your own data alone) gives an empty index
+    if int(s["patients"]) == 0:  # your own data alone: an empty index training can take
+        (Path(args.out) / layout.ARRAYS_DIR).mkdir(parents=True, exist_ok=True)
+        save_spec(Path(args.out), spec)
+        pd.DataFrame(columns=INDEX_COLUMNS).to_csv(Path(args.out) / layout.INDEX_CSV, index=False)
+        print("synthesize.patients is 0: no synthetic training volumes")
+        return
+    index = synthesize_cohort(
         args.out,
         int(s["patients"]),
         seed,

@@ -145,9 +145,9 @@ def synthesize_cohort(
     random_contrast: float = 0.0,
 ) -> pd.DataFrame:
     """Write out/arrays/<volume_id>.npy, out/index.csv and out/preprocess_spec.json (the
-    preprocess stage's layout). No patients give an empty index that training can take."""
-    if n_patients < 0:
-        raise ValueError(f"patients must be 0 or more, got {n_patients}")
+    preprocess stage's layout)."""
+    if n_patients < 1:
+        raise ValueError("need at least one patient")
     out = Path(out_dir)
     (out / layout.ARRAYS_DIR).mkdir(parents=True, exist_ok=True)
     save_spec(out, spec)
