@@ -6,6 +6,7 @@ import io
 import json
 import tarfile
 import zipfile
+from collections import Counter
 from pathlib import Path
 
 import nibabel as nib
@@ -16,6 +17,7 @@ import pytest
 from conftest import make_series
 from helpers import Context, tiny_model_dir
 from mrseq.dicom import MIN_SLICES
+from mrseq.predict import ONE_PER_SERIES
 from mrseq.records import FIELDS
 from mrseq.serving.handler import HANDLER_MS, MrseqHandler
 from mrseq.simulate import simulate_cohort
@@ -71,6 +73,20 @@ def test_study_zip_gives_one_record_per_volume(handler, study):
         assert sum(r["probabilities"].values()) == pytest.approx(1, abs=1e-3)
     assert [c for c in ctx.metrics.counts if c[0] == "MrseqPredictions"]
     assert ctx.metrics.totals[HANDLER_MS] > 0  # what the frontend adds is read against it
+
+
+def test_the_series_context_applies_over_http(handler, tmp_path):
+    """Volumes of one series (multi-b DWI, DCE phases) are never T2WI or ADC over HTTP either;
+    single-volume series keep every class (mrseq.predict.in_series_context)."""
+    simulate_cohort(tmp_path, n_patients=1, seed=7, resolution_scale=0.3, progress=False)
+    records, _ = call(handler, zip_folder(tmp_path, lambda n: f"{n}.dcm"))
+    good = [r for r in records if r["confidence"] is not None]
+    per_series = Counter(r["series_uid"] for r in good)
+    several = [r for r in good if per_series[r["series_uid"]] > 1]
+    alone = [r for r in good if per_series[r["series_uid"]] == 1]
+    assert several and alone
+    assert all(r["probabilities"][c] == 0 for r in several for c in ONE_PER_SERIES)
+    assert sum(r["probabilities"][c] for r in alone for c in ONE_PER_SERIES) > 0
 
 
 def test_tar_gz_single_dicom_nifti_and_npy(handler, study, tmp_path):
