@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -68,7 +69,13 @@ def repo(tmp_path_factory):
 def test_pipeline_produces_metrics_model_and_plots(repo):
     work, _, _ = repo
     result = json.loads((work / "metrics" / "test.json").read_text())
-    assert 0 <= result["overall"]["accuracy"]["value"] <= 1
+    # the headline figure is the one the predictions file gives, with the series context in it
+    pred = pd.read_csv(work / "metrics" / "test_predictions.csv")
+    right = float((pred.label == pred.predicted).mean())
+    assert result["overall"]["accuracy"]["value"] == pytest.approx(right, abs=1e-3)
+    assert result["series_context"]["accuracy"] == pytest.approx(right, abs=1e-3)
+    alone = float((pred.label == pred.predicted_alone).mean())
+    assert result["series_context"]["accuracy_volume_alone"] == pytest.approx(alone, abs=1e-3)
     assert set(result["per_class"]) == {
         "T2WI_nan",
         "T2WI_fs",
