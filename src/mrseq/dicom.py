@@ -19,6 +19,7 @@ import pydicom
 from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
+from pydicom.hooks import hooks, raw_element_value
 from pydicom.multival import MultiValue
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pydicom.valuerep import PersonName
@@ -184,6 +185,39 @@ def _trim(ds: Dataset) -> dict:
     return {keyword: _plain(ds[tag].value) for keyword, tag in _KEPT_TAGS if tag in ds}
 
 
+# Most header values repeat file after file (a series' description, protocol, spacing,
+# orientation, vendor tags): converting the same bytes again is most of a header read's cost.
+_VALUES: dict = {}
+_VALUES_MAX = 20_000  # entries; cleared when full, so a huge archive cannot grow it unbounded
+_VALUE_BYTES_MAX = 1024  # longer values (curves, private blobs) are rare repeats
+
+
+def _remembered_value(raw, data: dict, *, encoding=None, ds=None, **kwargs) -> None:
+    """pydicom's raw-value conversion, remembered by (tag, VR, bytes, byte order, character
+    set): the same bytes give the same value. Sequences (whose items link to their parent) and
+    long values are converted as usual."""
+    value = raw.value
+    if data["VR"] == "SQ" or not isinstance(value, bytes) or len(value) > _VALUE_BYTES_MAX:
+        raw_element_value(raw, data, encoding=encoding, ds=ds, **kwargs)
+        return
+    key = (raw.tag, data["VR"], value, raw.is_little_endian, str(encoding))
+    hit = _VALUES.get(key)
+    if hit is None:
+        raw_element_value(raw, data, encoding=encoding, ds=ds, **kwargs)
+        if len(_VALUES) >= _VALUES_MAX:
+            _VALUES.clear()
+        _VALUES[key] = (data["VR"], data["value"])
+    else:
+        data["VR"], data["value"] = hit
+
+
+def remember_header_values() -> None:
+    """Initializer of the processes that read headers: pydicom converts each distinct value
+    once (`_remembered_value`). Only in those processes, which never modify what they read:
+    a remembered value is shared by every dataset that holds the same bytes."""
+    hooks.register_callback("raw_element_value", _remembered_value)
+
+
 MEDIA_DIRECTORY = "1.2.840.10008.1.3.10"  # DICOMDIR
 
 
@@ -329,6 +363,7 @@ def _read_many(paths: list[str], progress: bool, pool, workers: int) -> list[Ins
         workers=workers,
         min_jobs=PARALLEL_MIN_ITEMS,
         chunksize=64,
+        initializer=remember_header_values,
     )
 
 

@@ -10,7 +10,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mrseq.dicom import Volume, VolumeGroup, load_volume, plane_of, scan
+from mrseq.dicom import (
+    Volume,
+    VolumeGroup,
+    load_volume,
+    plane_of,
+    remember_header_values,
+    scan,
+)
 from mrseq.layout import SERIES_CSV, VOLUMES_DIR
 from mrseq.pool import run_all, worker_pool
 from mrseq.sequences import header_hint
@@ -118,7 +125,8 @@ def ingest(
     """Scan, check and convert a DICOM tree; write volumes and series.csv under out_dir."""
     out = Path(out_dir)
     (out / VOLUMES_DIR).mkdir(parents=True, exist_ok=True)
-    with worker_pool(workers) as pool:  # one pool for both passes: headers, then pixels
+    # one pool for both passes: headers, then pixels
+    with worker_pool(workers, remember_header_values) as pool:
         result = scan([dicom_dir], progress=progress, pool=pool)
         good = [g for g in result.groups if not g.error]
         jobs = [(g, str(out)) for g in good]

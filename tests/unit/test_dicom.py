@@ -188,3 +188,26 @@ def test_ingest_in_two_processes_writes_what_one_writes(tmp_path):
         a, b = (load_saved_volume(tmp_path / d / name) for d in ("one", "two"))
         np.testing.assert_array_equal(a[0], b[0])
         np.testing.assert_array_equal(a[1], b[1])
+
+
+def test_remembered_header_values_read_every_file_as_pydicom_does(series_factory):
+    """The header processes' value memo (`remember_header_values`) gives the same instances as
+    plain pydicom, converts each repeated value once, and never remembers a sequence."""
+    from pydicom.hooks import hooks, raw_element_value
+
+    from mrseq import dicom
+
+    paths = [p for n in range(3) for p in series_factory(b_values=(0, 800), b_style="siemens")[0]]
+    plain = [dicom.read_instance(p) for p in paths]
+    dicom._VALUES.clear()
+    try:
+        dicom.remember_header_values()
+        remembered = [dicom.read_instance(p) for p in paths]
+        again = [dicom.read_instance(p) for p in paths]
+    finally:
+        hooks.register_callback("raw_element_value", raw_element_value)
+    entries = dict(dicom._VALUES)
+    dicom._VALUES.clear()
+    assert remembered == plain and again == plain
+    assert 0 < len(entries) < len(paths) * 10  # ~30 elements read per file, most repeat
+    assert not any(vr == "SQ" for _tag, vr, *_ in entries)
