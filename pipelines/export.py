@@ -10,6 +10,7 @@ import torch
 
 from _common import setup
 from mrseq.export import (
+    FlipAveraged,
     distance_threshold,
     export_model,
     file_md5,
@@ -90,8 +91,11 @@ def main() -> None:
     params = stage_params("export")
     spec = load_spec(Path(args.index).parent)  # what the arrays were made with, as it is
     config = json.loads(Path(args.config).read_text())
-    model_params = config["model"]
-    net = load_classifier(args.checkpoint, model_params).net
+    net = load_classifier(args.checkpoint, config["model"]).net
+    flip = bool(params["export"]["flip_average"])
+    if flip:
+        net = FlipAveraged(net)
+    model_params = {**config["model"], "flip_average": flip}
     index = pd.read_csv(args.index)
     splits = json.loads(Path(args.splits).read_text())
     training = {

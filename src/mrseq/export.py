@@ -112,6 +112,24 @@ class WithDistance(torch.nn.Module):
         return torch.cat([self.fc(features), distance[:, None]], dim=1)
 
 
+class FlipAveraged(torch.nn.Module):
+    """The net read twice, as given and mirrored left-right, its penultimate features averaged
+    before the last layer (test-time augmentation). The pelvis is near-symmetric and training
+    flips left-right at random, so both readings are equally valid: averaging removes the part
+    of the answer that depends on which side is which (on validation, 2026-12-06: accuracy
+    0.851 -> 0.860, NLL 0.480 -> 0.469). Keeps an `fc` so the distance gate reads the averaged
+    features."""
+
+    def __init__(self, net: torch.nn.Module):
+        super().__init__()
+        self.body = copy.deepcopy(net)
+        self.fc, self.body.fc = self.body.fc, torch.nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # (N, C, X, Y, Z) in RAS+: dim 2 is left-right, the axis training flips
+        return self.fc((self.body(x) + self.body(torch.flip(x, dims=[2]))) / 2)
+
+
 def nearest_distance(features, means, precision) -> torch.Tensor:
     """(N, D) features -> (N,) Mahalanobis distance to the nearest of the (K, D) centres."""
     diff = features[:, None, :] - means[None]

@@ -305,3 +305,41 @@ def test_feature_distance_gate_exported_and_read_back(tmp_path):
     assert np.allclose(got, distances, rtol=1e-3, atol=1e-3)
     far = predictor.record(None, probs[0], distance=beyond + 1.0)
     assert far["label"] == UNKNOWN and "feature distance" in far["warnings"][-1]
+
+
+def test_flip_averaged_net_reads_a_volume_and_its_mirror_alike(tmp_path):
+    """Test-time flip: the mean of the two readings' logits (the head is linear), the same
+    answer for a volume and its left-right mirror, and it traces and exports with the gate."""
+    import torch
+
+    from helpers import TINY_MODEL, TINY_SHAPE
+    from mrseq.export import FlipAveraged, export_model, penultimate_features
+    from mrseq.nets import build_net
+    from mrseq.predict import Predictor
+    from mrseq.preprocess import PreprocessSpec
+
+    torch.manual_seed(0)
+    net = build_net(**TINY_MODEL).eval()
+    both = FlipAveraged(net).eval()
+    x = torch.rand(4, 1, *TINY_SHAPE)
+    mirrored = torch.flip(x, dims=[2])
+    with torch.no_grad():
+        expected = (net(x) + net(mirrored)) / 2
+        assert torch.allclose(both(x), expected, atol=1e-5)
+        assert torch.allclose(both(x), both(mirrored), atol=1e-5)
+        assert not torch.allclose(net(x), net(mirrored), atol=1e-3)  # the bare net is not
+        logits, features = penultimate_features(both, x)
+    assert torch.allclose(logits, expected, atol=1e-5) and features.shape[0] == 4
+
+    labels = np.arange(4) % len(MODEL_CLASSES)
+    gate = {
+        "means": features.numpy()[labels],
+        "precision": np.eye(features.shape[1]),
+        "unknown_beyond": 1e6,
+        "fitted_on": 4,
+    }
+    spec = PreprocessSpec(spacing=(12.0, 12.0, 10.0), shape=TINY_SHAPE)
+    export_model(both, spec, tmp_path, TINY_MODEL, {}, {}, distance=gate)
+    probs, distances = Predictor.from_dir(tmp_path).outputs(mirrored)
+    assert np.allclose(probs, torch.softmax(expected, 1).numpy(), atol=1e-4)
+    assert np.allclose(distances, 0, atol=1e-2)  # its own averaged features are the centres
