@@ -28,6 +28,10 @@ from mrseq.validate import why_bad_geometry, why_unusable
 # dynamic phases, or every slice position repeated) is diffusion, dynamic or multi-echo: none of
 # these. Volumes that differ in image type (Dixon water/fat, ADC beside trace) are not counted.
 ONE_PER_SERIES = ("T2WI_nan", "T2WI_fs", "ADC")
+# What is left for such a series is one acquisition: diffusion (each volume its own b-value
+# class) or a dynamic / other series. The whole series answers that question once, from the
+# evidence of all its volumes, so a low-b volume that alone looks "other" follows its series.
+SERIES_FAMILIES = (("DWI_Low", "DWI_High"), ("other",))
 
 
 def repeated(keys: list) -> np.ndarray:
@@ -38,16 +42,31 @@ def repeated(keys: list) -> np.ndarray:
 
 def in_series_context(classes: list[str], probs: np.ndarray, keys: list) -> np.ndarray:
     """Probabilities with ONE_PER_SERIES ruled out (and the rest renormalised) for the volumes
-    whose series holds another volume of the same image type; the others unchanged."""
+    whose series holds another volume of the same image type, and then every such series one
+    of SERIES_FAMILIES, the one its volumes together favour; the others unchanged."""
     probs = np.array(probs, copy=True)
     rows = repeated(keys)
     if not rows.any():
         return probs
-    rest = probs[rows]
-    rest[:, [classes.index(c) for c in ONE_PER_SERIES if c in classes]] = 0
-    total = rest.sum(axis=1, keepdims=True)
-    probs[rows] = np.where(total > 0, rest / np.maximum(total, 1e-12), probs[rows])
+    probs[rows] = _without(probs[rows], [classes.index(c) for c in ONE_PER_SERIES if c in classes])
+    families = [[classes.index(c) for c in f if c in classes] for f in SERIES_FAMILIES]
+    families = [f for f in families if f]
+    for key in {k for k, r in zip(keys, rows, strict=True) if r}:
+        members = np.array([k == key for k in keys]) & rows
+        # joint log-likelihood of each family over the series' volumes; the others are ruled out
+        evidence = [np.log(probs[members][:, f].sum(axis=1) + 1e-12).sum() for f in families]
+        best = int(np.argmax(evidence))
+        losers = [c for i, f in enumerate(families) if i != best for c in f]
+        probs[members] = _without(probs[members], losers)
     return probs
+
+
+def _without(probs: np.ndarray, columns: list[int]) -> np.ndarray:
+    """Rows with `columns` zeroed and renormalised (a row with nothing left stays as it was)."""
+    rest = probs.copy()
+    rest[:, columns] = 0
+    total = rest.sum(axis=1, keepdims=True)
+    return np.where(total > 0, rest / np.maximum(total, 1e-12), probs)
 
 
 def context_key(volume: Volume | None):
@@ -65,7 +84,8 @@ def context_note(classes: list[str], alone: np.ndarray, together: np.ndarray) ->
         return []
     return [
         f"its series holds other volumes of the same slab (b-values, phases or repeats), so it "
-        f"is not {'/'.join(ONE_PER_SERIES)}: {after}, where the volume alone said {before}"
+        f"is not {'/'.join(ONE_PER_SERIES)} and is read with them: {after}, where the volume "
+        f"alone said {before}"
     ]
 
 

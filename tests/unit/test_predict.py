@@ -81,6 +81,31 @@ def test_series_context_rules_out_one_volume_classes_for_repeated_slabs():
     assert context_note(classes, probs[1], out[1]) == []
 
 
+def test_a_repeated_series_is_one_family_decided_by_all_its_volumes():
+    """Diffusion or other is the series' answer, from its volumes together; each volume keeps
+    its own b-value class. A series of one volume, or one without headers, is left alone."""
+    classes = ["T2WI_nan", "T2WI_fs", "DWI_Low", "DWI_High", "ADC", "other"]
+    probs = np.array(
+        [
+            [0.0, 0.0, 0.30, 0.05, 0.0, 0.65],  # b=300 alone looks "other" ...
+            [0.0, 0.0, 0.05, 0.90, 0.0, 0.05],  # ... beside a clear b=1400 of its series
+            [0.0, 0.0, 0.10, 0.50, 0.0, 0.40],  # a dynamic phase that alone looks diffusion
+            [0.0, 0.0, 0.02, 0.03, 0.0, 0.95],  # ... beside two clear phases of its series
+            [0.0, 0.0, 0.03, 0.02, 0.0, 0.95],
+            [0.0, 0.0, 0.30, 0.05, 0.0, 0.65],  # the first row's pixels, a series of its own
+        ]
+    )
+    keys = [("dwi", ("M",)), ("dwi", ("M",)), ("dce", ("M",)), ("dce", ("M",))]
+    keys += [("dce", ("M",)), ("t1", ("M",))]
+    out = in_series_context(classes, probs, keys)
+    np.testing.assert_allclose(out[0], [0, 0, 0.30 / 0.35, 0.05 / 0.35, 0, 0])
+    np.testing.assert_allclose(out[1], [0, 0, 0.05 / 0.95, 0.90 / 0.95, 0, 0])
+    assert all(out[i][5] == 1.0 for i in (2, 3, 4))
+    np.testing.assert_array_equal(out[5], probs[5])
+    note = context_note(classes, probs[0], out[0])
+    assert note and "DWI_Low" in note[0] and "other" in note[0]
+
+
 def test_bad_files_become_warnings_and_the_rest_goes_through(study, tmp_path):
     root, table, model, localisers = study
     (tmp_path / "junk.dcm").write_bytes(b"not dicom at all")
