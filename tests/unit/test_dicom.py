@@ -211,3 +211,27 @@ def test_remembered_header_values_read_every_file_as_pydicom_does(series_factory
     assert remembered == plain and again == plain
     assert 0 < len(entries) < len(paths) * 10  # ~30 elements read per file, most repeat
     assert not any(vr == "SQ" for _tag, vr, *_ in entries)
+
+
+def test_saved_volumes_are_the_bytes_np_savez_writes(tmp_path):
+    """save_volume skips np.savez's copy of each array, not its format: same file, same load."""
+    from mrseq.ingest import save_volume
+
+    rng = np.random.default_rng(0)
+    affine = np.diag([-0.7, -0.7, 3.0, 1.0])
+    volumes = {
+        "int16_view": rng.integers(0, 4000, (4, 6, 3)).astype(np.uint16).transpose(2, 1, 0),
+        "float32": rng.random((5, 4, 3)).astype(np.float32),
+        "uint16_high": np.full((3, 4, 2), 60000, np.uint16),
+        "strided": rng.random((6, 8, 4)).astype(np.float32)[::2, :, 1:],
+    }
+    for name, array in volumes.items():
+        save_volume(tmp_path / f"{name}.npz", array, affine)
+        stored = array.astype(np.int16) if name == "int16_view" else array
+        np.savez(tmp_path / f"{name}_ref.npz", array=stored, affine=affine)
+        assert (tmp_path / f"{name}.npz").read_bytes() == (
+            tmp_path / f"{name}_ref.npz"
+        ).read_bytes(), name
+        array_back, affine_back = load_saved_volume(tmp_path / f"{name}.npz")
+        np.testing.assert_array_equal(array_back, array.astype(np.float32))
+        np.testing.assert_array_equal(affine_back, affine)
