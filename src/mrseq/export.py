@@ -116,8 +116,10 @@ class FlipAveraged(torch.nn.Module):
     """The net read twice, as given and mirrored left-right, its penultimate features averaged
     before the last layer (test-time augmentation). The pelvis is near-symmetric and training
     flips left-right at random, so both readings are equally valid: averaging removes the part
-    of the answer that depends on which side is which (on validation, 2026-12-06: accuracy
-    0.851 -> 0.860, NLL 0.480 -> 0.469). Keeps an `fc` so the distance gate reads the averaged
+    of the answer that depends on which side is which. On validation (2026-12-06) accuracy
+    0.851 -> 0.860 and NLL 0.480 -> 0.469, but on the benchmark cohort single-volume series
+    stayed at 0.848 / 0.847 and calibration got worse, at twice the forward cost: off by
+    default (`export.flip_average`). Keeps an `fc` so the distance gate reads the averaged
     features."""
 
     def __init__(self, net: torch.nn.Module):
