@@ -31,6 +31,10 @@ ONE_PER_SERIES = ("T2WI_nan", "T2WI_fs", "ADC")
 # What is left for such a series is one acquisition: diffusion (each volume its own b-value
 # class) or a dynamic / other series. The whole series answers that question once, from the
 # evidence of all its volumes, so a low-b volume that alone looks "other" follows its series.
+# Each volume's share of a family becomes the series' posterior for it (the product of its
+# volumes' family probabilities, normalised): the Bayesian form of "the series decides", which
+# keeps its doubt where the volumes disagree (zeroing the losing family overstated confidence:
+# ECE 0.085 against 0.076 on the benchmark's repeated series, same answers, 2026-12-06).
 SERIES_FAMILIES = (("DWI_Low", "DWI_High"), ("other",))
 
 
@@ -42,8 +46,8 @@ def repeated(keys: list) -> np.ndarray:
 
 def in_series_context(classes: list[str], probs: np.ndarray, keys: list) -> np.ndarray:
     """Probabilities with ONE_PER_SERIES ruled out (and the rest renormalised) for the volumes
-    whose series holds another volume of the same image type, and then every such series one
-    of SERIES_FAMILIES, the one its volumes together favour; the others unchanged."""
+    whose series holds another volume of the same image type, then in each such series every
+    SERIES_FAMILIES share the series' joint posterior for that family; the others unchanged."""
     probs = np.array(probs, copy=True)
     rows = repeated(keys)
     if not rows.any():
@@ -53,12 +57,20 @@ def in_series_context(classes: list[str], probs: np.ndarray, keys: list) -> np.n
     families = [f for f in families if f]
     for key in {k for k, r in zip(keys, rows, strict=True) if r}:
         members = np.array([k == key for k in keys]) & rows
-        # joint log-likelihood of each family over the series' volumes; the others are ruled out
-        evidence = [np.log(probs[members][:, f].sum(axis=1) + 1e-12).sum() for f in families]
-        best = int(np.argmax(evidence))
-        losers = [c for i, f in enumerate(families) if i != best for c in f]
-        probs[members] = _without(probs[members], losers)
+        probs[members] = _one_family(probs[members], families)
     return probs
+
+
+def _one_family(probs: np.ndarray, families: list[list[int]]) -> np.ndarray:
+    """A series' volumes with each family's share replaced by the series' posterior for it."""
+    shares = np.stack([probs[:, f].sum(axis=1) for f in families], axis=1)
+    evidence = np.log(shares + 1e-12).sum(axis=0)  # joint log-likelihood of each family
+    posterior = np.exp(evidence - evidence.max())
+    posterior /= posterior.sum()
+    out = probs.copy()
+    for i, f in enumerate(families):
+        out[:, f] = probs[:, f] / np.maximum(shares[:, [i]], 1e-12) * posterior[i]
+    return out
 
 
 def _without(probs: np.ndarray, columns: list[int]) -> np.ndarray:

@@ -98,10 +98,18 @@ def test_a_repeated_series_is_one_family_decided_by_all_its_volumes():
     keys = [("dwi", ("M",)), ("dwi", ("M",)), ("dce", ("M",)), ("dce", ("M",))]
     keys += [("dce", ("M",)), ("t1", ("M",))]
     out = in_series_context(classes, probs, keys)
-    np.testing.assert_allclose(out[0], [0, 0, 0.30 / 0.35, 0.05 / 0.35, 0, 0])
-    np.testing.assert_allclose(out[1], [0, 0, 0.05 / 0.95, 0.90 / 0.95, 0, 0])
-    assert all(out[i][5] == 1.0 for i in (2, 3, 4))
+    diffusion = 0.35 * 0.95 / (0.35 * 0.95 + 0.65 * 0.05)  # the series' posterior
+    np.testing.assert_allclose(
+        out[0], [0, 0, 0.30 / 0.35 * diffusion, 0.05 / 0.35 * diffusion, 0, 1 - diffusion]
+    )
+    np.testing.assert_allclose(
+        out[1], [0, 0, 0.05 / 0.95 * diffusion, 0.90 / 0.95 * diffusion, 0, 1 - diffusion]
+    )
+    other = 0.40 * 0.95 * 0.95 / (0.40 * 0.95 * 0.95 + 0.60 * 0.05 * 0.05)
+    np.testing.assert_allclose(out[2:5, 5], other)
+    np.testing.assert_allclose(out[2, 2:4], np.array([0.10, 0.50]) / 0.60 * (1 - other))
     np.testing.assert_array_equal(out[5], probs[5])
+    assert (out[:5].argmax(1) == [2, 3, 5, 5, 5]).all()
     note = context_note(classes, probs[0], out[0])
     assert note and "DWI_Low" in note[0] and "other" in note[0]
 
