@@ -11,7 +11,7 @@ Also per variant (mean of the last five epochs): the share of target test series
 `other` and the share of DWI_Low answered T2WI_fs, the two largest error blocks of the benchmark.
 
 Usage: python bench/recipe.py [--train-patients 320] [--test-patients 60] [--epochs 20]
-       [--variants aug,noaug,half,noaffine,cover,noblur] [--train-from data/synthetic]
+       [--variants aug,noaug,half,noaffine,cover,noblur,swa] [--train-from data/synthetic]
 """
 
 from __future__ import annotations
@@ -45,7 +45,12 @@ VARIANTS = {
     "cover": (("+coverage",), 1.0),  # with the coverage window (train.coverage_window: 0.5)
     "noaffine": (("RandAffine",), 1.0),
     "noblur": (("RandSimulateLowResolution", "RandGaussianSmooth"), 1.0),
+    "swa": ((), 1.0),  # the default augmentation, weights averaged over the last epochs
 }
+# Stochastic weight averaging (Izmailov et al., 2018; torch.optim.swa_utils): the same schedule,
+# the weights averaged every SWA_EVERY steps over the last SWA_EPOCHS epochs, batch-norm
+# statistics recomputed on the unaugmented training volumes; the average is what is tested.
+SWA_EPOCHS, SWA_EVERY = 3, 50
 
 
 def cohort(folder: Path, patients: int, seed: int, params: dict) -> Path:
@@ -99,6 +104,16 @@ def scores(net, x, y) -> dict:
     }
 
 
+def tested(net, averaged, x) -> nn.Module:
+    """The net, or once weights have been averaged the average with its batch-norm statistics
+    recomputed on the (unaugmented) training volumes."""
+    if averaged is None or int(averaged.n_averaged) == 0:
+        return net
+    batches = (torch.from_numpy(x[i : i + 32].astype(np.float32)) for i in range(0, len(x), 32))
+    torch.optim.swa_utils.update_bn(batches, averaged)
+    return averaged
+
+
 def run(name: str, params: dict, train, test, epochs: int) -> dict:
     drop, share = VARIANTS[name]
     index, x, y = train
@@ -119,6 +134,7 @@ def run(name: str, params: dict, train, test, epochs: int) -> dict:
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, float(t["lr"]), total_steps=epochs * (n // batch)
     )
+    averaged = torch.optim.swa_utils.AveragedModel(net) if name == "swa" else None
     log = []
     for epoch in range(epochs):
         start, right = time.perf_counter(), 0
@@ -135,9 +151,11 @@ def run(name: str, params: dict, train, test, epochs: int) -> dict:
             opt.step()
             sched.step()
             right += int((out.argmax(1).numpy() == y[ids]).sum())
+            if averaged is not None and epoch >= epochs - SWA_EPOCHS and step % SWA_EVERY == 0:
+                averaged.update_parameters(net)
         seconds = time.perf_counter() - start
         row = {"epoch": epoch, "train_acc": right / (n // batch * batch), "seconds": seconds}
-        row |= scores(net, *test[1:])
+        row |= scores(tested(net, averaged, x[:n]), *test[1:])
         log.append(row)
         print(name, json.dumps({k: round(v, 3) for k, v in row.items()}), flush=True)
     last5 = {k: round(float(np.mean([r[k] for r in log[-5:]])), 4) for k in SCORES}
