@@ -91,6 +91,13 @@ def unknown_threshold(probs, labels, classes, rate: float) -> float:
     return float(confidence[k]) if k < confidence.size else 1.0
 
 
+def body_and_head(net: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """A copy of the net that ends at its penultimate features, and its last layer (`fc`)."""
+    body = copy.deepcopy(net)
+    head, body.fc = body.fc, torch.nn.Identity()
+    return body, head
+
+
 class WithDistance(torch.nn.Module):
     """The net, plus one output column: the Mahalanobis distance of its penultimate features
     to the nearest class centre seen in training (Lee et al., 2018; tied covariance).
@@ -101,8 +108,7 @@ class WithDistance(torch.nn.Module):
 
     def __init__(self, net: torch.nn.Module, means: np.ndarray, precision: np.ndarray):
         super().__init__()
-        self.body = copy.deepcopy(net)
-        self.fc, self.body.fc = self.body.fc, torch.nn.Identity()
+        self.body, self.fc = body_and_head(net)
         self.register_buffer("means", torch.as_tensor(means, dtype=torch.float32))
         self.register_buffer("precision", torch.as_tensor(precision, dtype=torch.float32))
 
@@ -124,8 +130,7 @@ class FlipAveraged(torch.nn.Module):
 
     def __init__(self, net: torch.nn.Module):
         super().__init__()
-        self.body = copy.deepcopy(net)
-        self.fc, self.body.fc = self.body.fc, torch.nn.Identity()
+        self.body, self.fc = body_and_head(net)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # (N, C, X, Y, Z) in RAS+: dim 2 is left-right, the axis training flips
