@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pydicom
 from pydicom.datadict import tag_for_keyword
+from pydicom.dataelem import RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
-from pydicom.hooks import hooks, raw_element_value
 from pydicom.multival import MultiValue
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pydicom.valuerep import PersonName
@@ -95,10 +95,11 @@ class VolumeGroup:
 
 @dataclass
 class Volume:
-    array: np.ndarray  # (columns, rows, slices), rescaled
+    array: np.ndarray  # (columns, rows, slices), rescaled unless `rescale` says otherwise
     affine: np.ndarray  # 4x4, voxel index -> RAS mm
     group: VolumeGroup
     warnings: list[str] = field(default_factory=list)
+    rescale: tuple[float, float] = (1.0, 0.0)  # slope, intercept still to apply to `array`
 
     @property
     def spacing(self) -> tuple[float, float, float]:
@@ -180,42 +181,67 @@ def _plain(value):
     return str(value) if isinstance(value, PersonName) else value
 
 
-def _trim(ds: Dataset) -> dict:
-    """The KEPT elements as a plain dict (a pickled Dataset costs ~10x more to send back)."""
-    return {keyword: _plain(ds[tag].value) for keyword, tag in _KEPT_TAGS if tag in ds}
-
+# What read_instance itself reads besides KEPT: validity, geometry, pixel layout, phase.
+_READ = (
+    "SOPClassUID",
+    "Rows",
+    "Columns",
+    "NumberOfFrames",
+    "BitsAllocated",
+    "SamplesPerPixel",
+    "PixelRepresentation",
+    "RescaleSlope",
+    "RescaleIntercept",
+    "ImagePositionPatient",
+    "ImageOrientationPatient",
+    "TemporalPositionIdentifier",
+)
+_READ_TAGS = tuple((keyword, tag_for_keyword(keyword)) for keyword in KEPT + _READ)
+_META_TAGS = tuple(
+    (keyword, tag_for_keyword(keyword))
+    for keyword in ("MediaStorageSOPClassUID", "TransferSyntaxUID")
+)
 
 # Most header values repeat file after file (a series' description, protocol, spacing,
-# orientation, vendor tags): converting the same bytes again is most of a header read's cost.
+# orientation): converting the same bytes again, through pydicom's Dataset item access, was
+# most of a header read's cost. Each distinct raw value is converted once per process.
 _VALUES: dict = {}
 _VALUES_MAX = 20_000  # entries; cleared when full, so a huge archive cannot grow it unbounded
 _VALUE_BYTES_MAX = 1024  # longer values (curves, private blobs) are rare repeats
 
 
-def _remembered_value(raw, data: dict, *, encoding=None, ds=None, **kwargs) -> None:
-    """pydicom's raw-value conversion, remembered by (tag, VR, bytes, byte order, character
-    set): the same bytes give the same value. Sequences (whose items link to their parent) and
-    long values are converted as usual."""
-    value = raw.value
-    if data["VR"] == "SQ" or not isinstance(value, bytes) or len(value) > _VALUE_BYTES_MAX:
-        raw_element_value(raw, data, encoding=encoding, ds=ds, **kwargs)
-        return
-    key = (raw.tag, data["VR"], value, raw.is_little_endian, str(encoding))
-    hit = _VALUES.get(key)
-    if hit is None:
-        raw_element_value(raw, data, encoding=encoding, ds=ds, **kwargs)
-        if len(_VALUES) >= _VALUES_MAX:
-            _VALUES.clear()
-        _VALUES[key] = (data["VR"], data["value"])
-    else:
-        data["VR"], data["value"] = hit
+def _header_values(ds: Dataset) -> dict:
+    """The elements read_instance needs, by keyword, as plain values (see `_plain`): the
+    file meta's and the dataset's."""
+    meta = getattr(ds, "file_meta", None)
+    values = _converted(meta, _META_TAGS) if meta is not None else {}
+    values.update(_converted(ds, _READ_TAGS))
+    return values
 
 
-def remember_header_values() -> None:
-    """Initializer of the processes that read headers: pydicom converts each distinct value
-    once (`_remembered_value`). Only in those processes, which never modify what they read:
-    a remembered value is shared by every dataset that holds the same bytes."""
-    hooks.register_callback("raw_element_value", _remembered_value)
+def _converted(ds: Dataset, tags: tuple) -> dict:
+    """Raw elements are converted by pydicom, remembered by (tag, VR, bytes, byte order,
+    character set): the same bytes give the same value, and plain values are never modified."""
+    charset = ds.original_character_set
+    values = {}
+    for keyword, tag in tags:
+        element = ds.get_item(tag)
+        if element is None:
+            continue
+        if not isinstance(element, RawDataElement):  # built in memory (multi-frame flattening)
+            values[keyword] = _plain(element.value)
+            continue
+        raw = element.value
+        if not isinstance(raw, bytes) or len(raw) > _VALUE_BYTES_MAX:
+            values[keyword] = _plain(convert_raw_data_element(element, encoding=charset).value)
+            continue
+        key = (tag, element.VR, raw, element.is_little_endian, str(charset))
+        if key not in _VALUES:
+            if len(_VALUES) >= _VALUES_MAX:
+                _VALUES.clear()
+            _VALUES[key] = _plain(convert_raw_data_element(element, encoding=charset).value)
+        values[keyword] = _VALUES[key]
+    return values
 
 
 MEDIA_DIRECTORY = "1.2.840.10008.1.3.10"  # DICOMDIR
@@ -231,26 +257,30 @@ def read_instance(path: str) -> Instance | list[Instance] | str:
         return "not a DICOM file"
     except Exception as exc:  # pydicom raises many types on truncated or corrupt files
         return f"unreadable DICOM ({type(exc).__name__}: {exc})"
-    problem = _not_usable(ds)
+    values = _header_values(ds)
+    problem = _not_usable(values)
     if problem:
         return problem
-    if int(ds.get("NumberOfFrames", 1) or 1) > 1 or "PerFrameFunctionalGroupsSequence" in ds:
-        return [_instance(path, flat, None, frame) for frame, flat in _frame_datasets(ds)]
-    return _instance(path, ds, _layout(ds, pixel_offset))
+    if int(values.get("NumberOfFrames", 1) or 1) > 1 or "PerFrameFunctionalGroupsSequence" in ds:
+        return [
+            _instance(path, flat, _header_values(flat), None, frame)
+            for frame, flat in _frame_datasets(ds)
+        ]
+    return _instance(path, ds, values, _layout(values, pixel_offset))
 
 
-def _not_usable(ds: Dataset) -> str:
-    """Why a parsed file holds no image we can read ('' if it does)."""
-    meta = getattr(ds, "file_meta", None)
-    if str(getattr(meta, "MediaStorageSOPClassUID", "")) == MEDIA_DIRECTORY:
+def _not_usable(values: dict) -> str:
+    """Why a parsed file (`values`: its `_header_values`) holds no image we can read ('' if
+    it does)."""
+    if str(values.get("MediaStorageSOPClassUID", "")) == MEDIA_DIRECTORY:
         return "a DICOMDIR (media directory): the files it lists are read directly"
-    if not str(ds.get("SeriesInstanceUID", "")):
+    if not str(values.get("SeriesInstanceUID", "")):
         return "no SeriesInstanceUID"
-    if "Rows" not in ds or "Columns" not in ds:
-        sop = ds.get("SOPClassUID")
+    if "Rows" not in values or "Columns" not in values:
+        sop = values.get("SOPClassUID")
         kind = getattr(sop, "name", "") or str(sop or "unknown SOP class")
         return f"not an image ({kind})"
-    syntax = getattr(meta, "TransferSyntaxUID", None)
+    syntax = values.get("TransferSyntaxUID")
     if syntax is not None and syntax.is_compressed:
         from pydicom.pixels import get_decoder
 
@@ -263,25 +293,31 @@ def _not_usable(ds: Dataset) -> str:
     return ""
 
 
-def _instance(path: str, ds: Dataset, layout, frame: int | None = None) -> Instance:
-    b, b_tag = b_value(ds)
+def _instance(path: str, ds: Dataset, values: dict, layout, frame: int | None = None) -> Instance:
+    b, b_tag = b_value(ds)  # the Dataset: vendors' private tags are found by their creator
     # Not TriggerTime: respiratory-triggered DWI sets it per slice, it does not mark a phase.
-    temporal = ds.get("TemporalPositionIdentifier", "")
+    temporal = values.get("TemporalPositionIdentifier", "")
     return Instance(
         path=path,
-        ds=_trim(ds),
-        series_uid=str(ds.SeriesInstanceUID),
+        # the KEPT elements only: big archives fit in memory, workers send little back
+        ds={keyword: values[keyword] for keyword in KEPT if keyword in values},
+        series_uid=str(values["SeriesInstanceUID"]),
         b_value=b,
         b_tag=b_tag,
-        image_type=image_type(ds),
-        position=_floats(ds.get("ImagePositionPatient")),
-        orientation=_floats(ds.get("ImageOrientationPatient")),
-        shape=(int(ds.Rows), int(ds.Columns)),
+        image_type=image_type(values),
+        position=_floats(values.get("ImagePositionPatient")),
+        orientation=_floats(values.get("ImageOrientationPatient")),
+        shape=(int(values["Rows"]), int(values["Columns"])),
         temporal=str(temporal or ""),
         pixels=layout,
         frame=frame,
-        rescale=(float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0)),
+        rescale=_rescale_of(values),
     )
+
+
+def _rescale_of(values: dict) -> tuple[float, float]:
+    slope, intercept = values.get("RescaleSlope", 1), values.get("RescaleIntercept", 0)
+    return float(slope or 1), float(intercept or 0)
 
 
 def _frame_datasets(ds: Dataset):
@@ -339,17 +375,16 @@ def _has_number(frame_groups: Dataset) -> bool:
     return bool(unassigned) and "InstanceNumber" in unassigned[0]
 
 
-def _layout(ds: Dataset, offset: int) -> PixelLayout | None:
+def _layout(values: dict, offset: int) -> PixelLayout | None:
     """Raw-read plan for plain little-endian greyscale pixels; None means 'use pydicom'."""
-    syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
-    bits = int(ds.get("BitsAllocated", 0) or 0)
-    if syntax not in _RAW_SYNTAXES or bits not in (8, 16) or int(ds.get("SamplesPerPixel", 1)) != 1:
+    syntax = values.get("TransferSyntaxUID")
+    bits = int(values.get("BitsAllocated", 0) or 0)
+    samples = int(values.get("SamplesPerPixel", 1) or 1)
+    if syntax not in _RAW_SYNTAXES or bits not in (8, 16) or samples != 1:
         return None
-    signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
+    signed = int(values.get("PixelRepresentation", 0) or 0) == 1
     dtype = ("<i" if signed else "<u") + str(bits // 8)
-    slope = float(ds.get("RescaleSlope", 1) or 1)
-    intercept = float(ds.get("RescaleIntercept", 0) or 0)
-    return PixelLayout(offset, _RAW_SYNTAXES[syntax], dtype, slope, intercept)
+    return PixelLayout(offset, _RAW_SYNTAXES[syntax], dtype, *_rescale_of(values))
 
 
 def _read_many(paths: list[str], progress: bool, pool, workers: int) -> list[Instance | str]:
@@ -363,7 +398,6 @@ def _read_many(paths: list[str], progress: bool, pool, workers: int) -> list[Ins
         workers=workers,
         min_jobs=PARALLEL_MIN_ITEMS,
         chunksize=64,
-        initializer=remember_header_values,
     )
 
 
@@ -542,20 +576,45 @@ def plane_of(orientation: tuple[float, ...]) -> str:
 
 def _pixels(inst: Instance) -> np.ndarray:
     """Rescaled pixels (rows, columns): raw bytes at the recorded offset, else via pydicom."""
-    layout, (rows, cols) = inst.pixels, inst.shape
+    layout = inst.pixels
     if layout is not None:
-        count = rows * cols
-        with open(inst.path, "rb") as f:
-            f.seek(layout.offset)
-            head = f.read(layout.header)
-            if head[:4] == b"\xe0\x7f\x10\x00":  # (7FE0,0010) where the header pass left us
-                raw = np.frombuffer(f.read(count * np.dtype(layout.dtype).itemsize), layout.dtype)
-                if raw.size == count:
-                    return _rescale(raw.reshape(rows, cols), layout.slope, layout.intercept)
+        plane = np.empty(inst.shape, layout.dtype)
+        if _read_into(inst, plane):
+            return rescaled(plane, layout.slope, layout.intercept)
     ds = pydicom.dcmread(inst.path)
     pixels = _decode(ds)
     slope = float(ds.get("RescaleSlope", 1) or 1)
-    return _rescale(pixels, slope, float(ds.get("RescaleIntercept", 0) or 0))
+    return rescaled(pixels, slope, float(ds.get("RescaleIntercept", 0) or 0))
+
+
+def _raw_stack(insts: list[Instance]) -> tuple[np.ndarray, float, float] | None:
+    """Every slice's stored values read straight into one (slice, row, column) array, with the
+    slope and intercept they share: when all slices are plain pixels of one layout and rescale
+    (most series). None when they are not, or a file is not as its header pass found it."""
+    kinds = {
+        (i.pixels.dtype, i.shape, i.pixels.slope, i.pixels.intercept)
+        if i.pixels is not None and i.frame is None
+        else None
+        for i in insts
+    }
+    if len(kinds) != 1 or None in kinds:
+        return None
+    dtype, shape, slope, intercept = kinds.pop()
+    stack = np.empty((len(insts), *shape), dtype)
+    for inst, plane in zip(insts, stack, strict=True):
+        if not _read_into(inst, plane):
+            return None
+    return stack, slope, intercept
+
+
+def _read_into(inst: Instance, plane: np.ndarray) -> bool:
+    """Read the raw pixels of `inst` into `plane`; False if they are not where expected."""
+    layout = inst.pixels
+    with open(inst.path, "rb", buffering=0) as f:
+        f.seek(layout.offset)
+        if f.read(layout.header)[:4] != b"\xe0\x7f\x10\x00":  # (7FE0,0010) PixelData, where
+            return False  # the header pass left it
+        return f.readinto(memoryview(plane).cast("B")) == plane.nbytes
 
 
 def _decode(ds: Dataset) -> np.ndarray:
@@ -585,15 +644,23 @@ class _Frames:
         if inst.path not in self.files:
             frames = _decode(pydicom.dcmread(inst.path))
             self.files[inst.path] = frames.reshape(-1, *inst.shape)
-        return _rescale(self.files[inst.path][inst.frame], *inst.rescale)
+        return rescaled(self.files[inst.path][inst.frame], *inst.rescale)
 
 
-def _rescale(pixels: np.ndarray, slope: float, intercept: float) -> np.ndarray:
+def rescaled(pixels: np.ndarray, slope: float, intercept: float) -> np.ndarray:
+    """Stored values to real ones, as DICOM's rescale defines them; one rule wherever pixels are
+    rescaled (here and when ingest's stored volumes are loaded), so both give the same floats."""
     if slope == 1 and intercept == 0:
         return pixels  # native integers: compact and exact
+    # in place on the one converted copy: a whole volume is tens of MB
     if slope == 1 and intercept == int(intercept):
-        return pixels.astype(np.int32) + int(intercept)
-    return pixels.astype(np.float32) * slope + intercept
+        values = pixels.astype(np.int32)
+        values += int(intercept)
+        return values
+    values = pixels.astype(np.float32)
+    values *= slope
+    values += intercept
+    return values
 
 
 def affine_of(group: VolumeGroup, sorted_positions: np.ndarray, first_position) -> np.ndarray:
@@ -624,15 +691,27 @@ def header_geometry(group: VolumeGroup) -> tuple[tuple[int, int, int], np.ndarra
     return (cols, rows, len(group.instances)), affine
 
 
-def load_volume(group: VolumeGroup) -> Volume:
-    """Read the pixels of a checked group, ordered along the slice normal."""
+def load_volume(group: VolumeGroup, stored: bool = False) -> Volume:
+    """Read the pixels of a checked group, ordered along the slice normal. With `stored`, a
+    series whose slices share one fractional rescale keeps its stored integers (half the bytes
+    of float32) and the volume's `rescale` says what to apply."""
     if group.error:
         raise ValueError(f"{group.volume_id}: {group.error}")
     positions = _slice_positions(group.instances)
     order = np.argsort(positions)
     insts = [group.instances[i] for i in order]
-    # Stack contiguous (slice, row, column) and expose the (column, row, slice) view: no copy.
-    frames = _Frames()
-    array = np.stack([frames.pixels(i) for i in insts]).transpose(2, 1, 0)
+    stack, rescale = _raw_stack(insts), (1.0, 0.0)
+    if stack is None:
+        frames = _Frames()
+        stack = np.stack([frames.pixels(i) for i in insts])
+    else:
+        stack, slope, intercept = stack
+        if stored and not (slope == 1 and intercept == int(intercept)):
+            rescale = (slope, intercept)
+        else:
+            stack = rescaled(stack, slope, intercept)
+    # Stacked contiguous (slice, row, column); the (column, row, slice) view costs no copy.
+    array = stack.transpose(2, 1, 0)
     affine = affine_of(group, positions[order], np.array(insts[0].position))
-    return Volume(array=array, affine=affine, group=group, warnings=list(group.warnings))
+    warnings = list(group.warnings)
+    return Volume(array=array, affine=affine, group=group, warnings=warnings, rescale=rescale)

@@ -17,7 +17,7 @@ from mrseq.dicom import (
     VolumeGroup,
     load_volume,
     plane_of,
-    remember_header_values,
+    rescaled,
     scan,
 )
 from mrseq.layout import SERIES_CSV, VOLUMES_DIR
@@ -65,17 +65,30 @@ class IngestSummary:
         )
 
 
-def save_volume(path: str | os.PathLike, array: np.ndarray, affine: np.ndarray) -> None:
-    """Integers that fit stay int16 (compact); rescaled values are float32. The file is what
-    np.savez writes, byte for byte, without its copy of every array into a bytes object."""
+def save_volume(
+    path: str | os.PathLike,
+    array: np.ndarray,
+    affine: np.ndarray,
+    rescale: tuple[float, float] = (1.0, 0.0),
+) -> None:
+    """Integers that fit stay int16 (compact); rescaled values are float32, or the stored
+    integers plus a `rescale` (slope, intercept) member that `load_saved_volume` applies. The
+    file is what np.savez writes, byte for byte, without its copy of every array into a bytes
+    object (and without a CRC pass over a float32 copy: half the bytes written)."""
     if array.dtype.kind in "iu" and array.min() >= -32768 and array.max() <= 32767:
-        array = array.astype(np.int16, copy=array.dtype != np.int16)
+        if array.dtype == np.uint16:  # in range, its bits are int16's: a view, not a copy
+            array = array.view(np.int16)
+        else:
+            array = array.astype(np.int16, copy=array.dtype != np.int16)
     elif array.dtype.kind == "u" and array.dtype.itemsize == 2:
         pass  # uint16 above int16's range: keep as stored
     else:
         array = array.astype(np.float32)
+    members = [("array", array), ("affine", affine.astype(np.float64))]
+    if tuple(rescale) != (1.0, 0.0):
+        members.append(("rescale", np.array(rescale, np.float64)))
     with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
-        for name, values in (("array", array), ("affine", affine.astype(np.float64))):
+        for name, values in members:
             with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
                 header = npy_format.header_data_from_array_1_0(values)
                 npy_format.write_array_header_1_0(member, header)
@@ -85,8 +98,13 @@ def save_volume(path: str | os.PathLike, array: np.ndarray, affine: np.ndarray) 
 
 
 def load_saved_volume(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """(float32 array, affine) of a saved volume, its rescale applied."""
     with np.load(path) as data:
-        return np.ascontiguousarray(data["array"], dtype=np.float32), data["affine"]
+        array, affine = data["array"], data["affine"]
+        if "rescale" in data:
+            # Python floats, as the DICOM reader uses: float32 arithmetic, the same values
+            array = rescaled(array, *(float(v) for v in data["rescale"]))
+    return np.ascontiguousarray(array, dtype=np.float32), affine
 
 
 def describe(volume: Volume) -> dict:
@@ -125,11 +143,11 @@ def _for_pixels(group: VolumeGroup) -> VolumeGroup:
 def _ingest_one(args: tuple[VolumeGroup, str]) -> dict | str:
     group, out_dir = args
     try:
-        volume = load_volume(group)
+        volume = load_volume(group, stored=True)
     except Exception as exc:  # one bad series never stops the rest
         return f"{type(exc).__name__}: {exc}"
     name = f"{group.volume_id}.npz"
-    save_volume(Path(out_dir) / VOLUMES_DIR / name, volume.array, volume.affine)
+    save_volume(Path(out_dir) / VOLUMES_DIR / name, volume.array, volume.affine, volume.rescale)
     return {**describe(volume), "file": f"{VOLUMES_DIR}/{name}"}
 
 
@@ -143,7 +161,7 @@ def ingest(
     out = Path(out_dir)
     (out / VOLUMES_DIR).mkdir(parents=True, exist_ok=True)
     # one pool for both passes: headers, then pixels
-    with worker_pool(workers, remember_header_values) as pool:
+    with worker_pool(workers) as pool:
         result = scan([dicom_dir], progress=progress, pool=pool)
         good = [g for g in result.groups if not g.error]
         jobs = [(_for_pixels(g), str(out)) for g in good]

@@ -3,6 +3,7 @@ import random
 import shutil
 
 import numpy as np
+import pydicom
 import pytest
 
 from conftest import AXIAL, SAGITTAL, make_series
@@ -24,6 +25,29 @@ def test_round_trip_pixels_affine_and_rescale(series_factory):
     # RAS affine: voxel (0,0,0) at LPS (-20,-30,10) -> RAS (20,30,10); x and y axes flipped.
     np.testing.assert_allclose(volume.affine[:3, 3], [20, 30, 10], atol=1e-3)
     np.testing.assert_allclose(np.diag(volume.affine)[:3], [-0.7, -0.8, 3.0], atol=1e-4)
+
+
+def _pydicom_stack(paths) -> np.ndarray:
+    """The reference: each file's rescaled pixels by pydicom, (column, row, slice), along z."""
+    files = sorted((pydicom.dcmread(p) for p in paths), key=lambda d: d.ImagePositionPatient[2])
+    planes = [d.pixel_array * float(d.RescaleSlope) + float(d.RescaleIntercept) for d in files]
+    return np.stack(planes).transpose(2, 1, 0)
+
+
+def test_slices_with_own_rescale_or_moved_pixels_load_as_pydicom_reads_them(series_factory):
+    """One read per volume covers the common case (one layout, one rescale); a slice with its
+    own rescale, or a file rewritten after its header was read, takes the per-slice path."""
+    paths, _, _ = series_factory(slope=2.5, intercept=-100)
+    group = only_group(os.path.dirname(paths[0]))
+    np.testing.assert_allclose(load_volume(group).array, _pydicom_stack(paths))
+    ds = pydicom.dcmread(paths[3])
+    ds.RescaleSlope, ds.ImageComments = "1.5", "a longer header moves the pixel data"
+    ds.save_as(paths[3])
+    # the group read before the change still finds the moved pixels (through pydicom) ...
+    np.testing.assert_allclose(load_volume(group).array, _pydicom_stack(paths))
+    fresh = only_group(os.path.dirname(paths[0]))  # ... and a fresh read sees two rescales
+    assert len({i.rescale for i in fresh.instances}) == 2
+    np.testing.assert_allclose(load_volume(fresh).array, _pydicom_stack(paths))
 
 
 def test_slice_order_comes_from_positions_not_file_names(series_factory, tmp_path):
@@ -190,27 +214,42 @@ def test_ingest_in_two_processes_writes_what_one_writes(tmp_path):
         np.testing.assert_array_equal(a[1], b[1])
 
 
-def test_remembered_header_values_read_every_file_as_pydicom_does(series_factory):
-    """The header processes' value memo (`remember_header_values`) gives the same instances as
-    plain pydicom, converts each repeated value once, and never remembers a sequence."""
-    from pydicom.hooks import hooks, raw_element_value
-
+def test_header_values_are_pydicom_values_converted_once(series_factory):
+    """read_instance's value memo gives what pydicom gives, file after file, converts each
+    repeated value once, and never remembers a sequence."""
     from mrseq import dicom
 
     paths = [p for n in range(3) for p in series_factory(b_values=(0, 800), b_style="siemens")[0]]
-    plain = [dicom.read_instance(p) for p in paths]
     dicom._VALUES.clear()
-    try:
-        dicom.remember_header_values()
-        remembered = [dicom.read_instance(p) for p in paths]
-        again = [dicom.read_instance(p) for p in paths]
-    finally:
-        hooks.register_callback("raw_element_value", raw_element_value)
+    first = [dicom.read_instance(p) for p in paths]
     entries = dict(dicom._VALUES)
-    dicom._VALUES.clear()
-    assert remembered == plain and again == plain
-    assert 0 < len(entries) < len(paths) * 10  # ~30 elements read per file, most repeat
+    assert [dicom.read_instance(p) for p in paths] == first
+    for path, inst in zip(paths, first, strict=True):
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        assert inst.ds == {k: dicom._plain(ds[k].value) for k in dicom.KEPT if k in ds}
+        assert inst.position == tuple(float(v) for v in ds.ImagePositionPatient)
+        assert inst.shape == (ds.Rows, ds.Columns) and inst.b_value in (0, 800)
+    assert 0 < len(entries) < len(paths) * 10  # ~35 elements read per file, most repeat
     assert not any(vr == "SQ" for _tag, vr, *_ in entries)
+
+
+def test_volumes_saved_as_stored_integers_load_as_the_rescaled_floats(series_factory, tmp_path):
+    """Ingest keeps a fractionally rescaled series' stored integers (half the bytes of float32)
+    and the rescale; loading applies it: bit for bit the floats the reader itself gives."""
+    from mrseq.ingest import save_volume
+
+    paths, _, _ = series_factory(slope=0.666897, intercept=-3.5)
+    group = only_group(os.path.dirname(paths[0]))
+    real, stored = load_volume(group), load_volume(group, stored=True)
+    assert real.rescale == (1.0, 0.0) and real.array.dtype == np.float32
+    assert stored.rescale == (0.666897, -3.5) and stored.array.dtype.kind == "u"
+    save_volume(tmp_path / "v.npz", stored.array, stored.affine, stored.rescale)
+    array, affine = load_saved_volume(tmp_path / "v.npz")
+    assert array.tobytes() == np.ascontiguousarray(real.array).tobytes()
+    np.testing.assert_array_equal(affine, real.affine)
+    np.testing.assert_allclose(array, _pydicom_stack(paths), rtol=1e-6)
+    with np.load(tmp_path / "v.npz") as saved:
+        assert saved["array"].dtype == np.int16
 
 
 def test_saved_volumes_are_the_bytes_np_savez_writes(tmp_path):
