@@ -170,9 +170,6 @@ KEPT = (
 )
 
 
-_KEPT_TAGS = tuple((keyword, tag_for_keyword(keyword)) for keyword in KEPT)
-
-
 def _plain(value):
     """A header value without pydicom's containers: multi-values become tuples, names str.
     Numbers keep pydicom's DS/IS types, whose str() is the file's own text."""

@@ -72,9 +72,9 @@ def save_volume(
     rescale: tuple[float, float] = (1.0, 0.0),
 ) -> None:
     """Integers that fit stay int16 (compact); rescaled values are float32, or the stored
-    integers plus a `rescale` (slope, intercept) member that `load_saved_volume` applies. The
-    file is what np.savez writes, byte for byte, without its copy of every array into a bytes
-    object (and without a CRC pass over a float32 copy: half the bytes written)."""
+    integers plus a `rescale` (slope, intercept) member that `load_saved_volume` applies (half
+    the bytes to write). The file is what np.savez writes, byte for byte, without its copy of
+    every array into a bytes object."""
     if array.dtype.kind in "iu" and array.min() >= -32768 and array.max() <= 32767:
         if array.dtype == np.uint16:  # in range, its bits are int16's: a view, not a copy
             array = array.view(np.int16)
