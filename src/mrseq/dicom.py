@@ -71,8 +71,6 @@ class PixelLayout:
     offset: int  # start of the element (its tag)
     header: int  # bytes of tag + VR + length before the values
     dtype: str
-    slope: float
-    intercept: float
 
 
 @dataclass
@@ -312,7 +310,8 @@ def _instance(path: str, ds: Dataset, values: dict, layout, frame: int | None = 
     )
 
 
-def _rescale_of(values: dict) -> tuple[float, float]:
+def _rescale_of(values: dict | Dataset) -> tuple[float, float]:
+    """(slope, intercept) from header values or a Dataset; DICOM's defaults where absent."""
     slope, intercept = values.get("RescaleSlope", 1), values.get("RescaleIntercept", 0)
     return float(slope or 1), float(intercept or 0)
 
@@ -381,7 +380,7 @@ def _layout(values: dict, offset: int) -> PixelLayout | None:
         return None
     signed = int(values.get("PixelRepresentation", 0) or 0) == 1
     dtype = ("<i" if signed else "<u") + str(bits // 8)
-    return PixelLayout(offset, _RAW_SYNTAXES[syntax], dtype, *_rescale_of(values))
+    return PixelLayout(offset, _RAW_SYNTAXES[syntax], dtype)
 
 
 def _read_many(paths: list[str], progress: bool, pool, workers: int) -> list[Instance | str]:
@@ -577,11 +576,9 @@ def _pixels(inst: Instance) -> np.ndarray:
     if layout is not None:
         plane = np.empty(inst.shape, layout.dtype)
         if _read_into(inst, plane):
-            return rescaled(plane, layout.slope, layout.intercept)
-    ds = pydicom.dcmread(inst.path)
-    pixels = _decode(ds)
-    slope = float(ds.get("RescaleSlope", 1) or 1)
-    return rescaled(pixels, slope, float(ds.get("RescaleIntercept", 0) or 0))
+            return rescaled(plane, *inst.rescale)
+    ds = pydicom.dcmread(inst.path)  # the file as it is now, its rescale too
+    return rescaled(_decode(ds), *_rescale_of(ds))
 
 
 def _raw_stack(insts: list[Instance]) -> tuple[np.ndarray, float, float] | None:
@@ -589,9 +586,7 @@ def _raw_stack(insts: list[Instance]) -> tuple[np.ndarray, float, float] | None:
     slope and intercept they share: when all slices are plain pixels of one layout and rescale
     (most series). None when they are not, or a file is not as its header pass found it."""
     kinds = {
-        (i.pixels.dtype, i.shape, i.pixels.slope, i.pixels.intercept)
-        if i.pixels is not None and i.frame is None
-        else None
+        (i.pixels.dtype, i.shape, *i.rescale) if i.pixels is not None and i.frame is None else None
         for i in insts
     }
     if len(kinds) != 1 or None in kinds:
@@ -690,8 +685,8 @@ def header_geometry(group: VolumeGroup) -> tuple[tuple[int, int, int], np.ndarra
 
 def load_volume(group: VolumeGroup, stored: bool = False) -> Volume:
     """Read the pixels of a checked group, ordered along the slice normal. With `stored`, a
-    series whose slices share one fractional rescale keeps its stored integers (half the bytes
-    of float32) and the volume's `rescale` says what to apply."""
+    series whose slices share one rescale keeps its stored integers (half the bytes of float32
+    for a fractional one) and the volume's `rescale` says what to apply."""
     if group.error:
         raise ValueError(f"{group.volume_id}: {group.error}")
     positions = _slice_positions(group.instances)
@@ -703,7 +698,7 @@ def load_volume(group: VolumeGroup, stored: bool = False) -> Volume:
         stack = np.stack([frames.pixels(i) for i in insts])
     else:
         stack, slope, intercept = stack
-        if stored and not (slope == 1 and intercept == int(intercept)):
+        if stored:
             rescale = (slope, intercept)
         else:
             stack = rescaled(stack, slope, intercept)
