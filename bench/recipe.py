@@ -39,9 +39,11 @@ from torch import nn
 from heldout import synthesized
 from mrseq import layout
 from mrseq.nets import build_net_from_params
+from mrseq.params import get_dotted
 from mrseq.preprocess import PreprocessSpec
 from mrseq.sequences import MODEL_CLASSES
 from mrseq.training import build_augment, class_weights
+from mrseq.tuning import apply_overrides
 
 OUT = Path("bench/out")
 # name: (transforms left out of build_augment's set, None for no augmentation; share of data);
@@ -70,23 +72,16 @@ def cohort(folder: Path, patients: int, seed: int, params: dict) -> Path:
 
 
 def override(params: dict, settings: list[str]) -> dict:
-    """params with each `section.key=value` (value parsed as YAML) applied."""
-    for setting in settings:
-        path, _, value = setting.partition("=")
-        *sections, key = path.split(".")
-        node = params
-        for name in sections:
-            node = node[name]
-        if key not in node:
-            raise KeyError(f"--set {path}: no such key in params.yaml")
-        node[key] = yaml.safe_load(value)
-    return params
+    """A copy of params with each `section.key=value` (value parsed as YAML) applied."""
+    pairs = dict(setting.partition("=")[::2] for setting in settings)
+    for key in pairs:
+        get_dotted(params, key)  # an unknown key is a KeyError, not a silent new setting
+    return apply_overrides(params, {k: yaml.safe_load(v) for k, v in pairs.items()})
 
 
-def spec_tag(params: dict) -> str:
+def spec_tag(params: dict, base: dict) -> str:
     """'' for params.yaml's own preprocessing, else a short digest of the settings used."""
-    default = yaml.safe_load(Path("params.yaml").read_text())["preprocess"]
-    if params["preprocess"] == default:
+    if params["preprocess"] == base["preprocess"]:
         return ""
     text = json.dumps(params["preprocess"], sort_keys=True)
     return "_" + hashlib.sha1(text.encode()).hexdigest()[:8]
@@ -232,8 +227,9 @@ def main() -> None:
     parser.add_argument("--name", default="recipe", help="results land in bench/out/NAME.json")
     args = parser.parse_args()
     torch.set_num_threads(2)
-    params = override(yaml.safe_load(Path("params.yaml").read_text()), args.set)
-    tag = spec_tag(params)
+    base = yaml.safe_load(Path("params.yaml").read_text())
+    params = override(base, args.set)
+    tag = spec_tag(params, base)
     if args.train_from and tag:
         raise SystemExit("--train-from holds params.yaml's preprocessing: drop it with --set")
     seed = int(params["synthesize"]["seed"])

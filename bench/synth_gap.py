@@ -16,7 +16,6 @@ Writes reports/synth_gap.csv (one row per volume and path) and prints the tables
 from __future__ import annotations
 
 import argparse
-from multiprocessing import Pool
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,7 @@ import pandas as pd
 import torch
 import yaml
 
+from mrseq.pool import run_all
 from mrseq.predict import Predictor
 from mrseq.preprocess import PreprocessSpec
 from mrseq.simulate import single_threaded
@@ -35,7 +35,6 @@ OUT = Path("reports/synth_gap.csv")
 def render(args: tuple) -> tuple[list[dict], list[np.ndarray]]:
     """One patient's volumes: planned resolution (the DICOM path's images) or coarsened."""
     seed, index, spec, coarse, synth, skip = args
-    single_threaded()
     pixel = float(synth["min_pixel_mm"]) if coarse else None
     step = float(synth["anatomy_step_mm"]) if coarse else 0.0
     done = synthesize_patient(seed, index, PreprocessSpec.from_dict(spec), pixel, step, skip=skip)
@@ -75,8 +74,9 @@ def main() -> None:
         jobs = [
             (args.seed, i, spec, coarse, params["synthesize"], skip) for i in range(args.patients)
         ]
-        with Pool(2) as pool:
-            done = pool.map(render, jobs)
+        done = run_all(
+            render, jobs, desc="render", unit="pt", workers=2, initializer=single_threaded
+        )
         rows = pd.DataFrame([r for rs, _ in done for r in rs])
         arrays = [a for _, arrs in done for a in arrs]
         rows["predicted"] = read(predictor, arrays)
