@@ -20,8 +20,19 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from mrseq.simulate.anatomy import TISSUES
-from mrseq.simulate.exposure import RHO_MAX, _major, fluid_ratio, signatures
+from mrseq.simulate.exposure import RHO_MAX, _major, signatures
 from mrseq.simulate.physics import Tissues
+
+FLUID = ("urine", "sv_fluid")
+SOFT = ("muscle", "pz", "tz", "rectal_wall")
+
+
+def _median(values: np.ndarray, names: tuple[str, ...]) -> float:
+    return float(np.median(values[[TISSUES.index(n) for n in names]]))
+
+
+def ratio(values: np.ndarray) -> float:
+    return _median(values, FLUID) / _median(values, SOFT)
 
 
 def t2_map_values(tis: Tissues) -> np.ndarray:
@@ -38,8 +49,8 @@ def measure(patients: int) -> dict[str, np.ndarray]:
         tis = Tissues(np.random.default_rng(i), 3.0 if i % 2 else 1.5)
         adc = signatures(tis)["ADC"]
         rho.append(spearmanr(_major(t2_map_values(tis)), _major(adc)).statistic)
-        adc_ratio.append(fluid_ratio(tis.adc))
-        t2_ratio.append(fluid_ratio(tis.t2))
+        adc_ratio.append(ratio(tis.adc))
+        t2_ratio.append(ratio(tis.t2))
     return {"rho": np.array(rho), "adc_ratio": np.array(adc_ratio), "t2_ratio": np.array(t2_ratio)}
 
 

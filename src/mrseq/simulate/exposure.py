@@ -33,12 +33,6 @@ SUBTYPE = "random_contrast"
 MAJOR = ("fat", "muscle", "marrow", "urine", "rectal_wall", "stool", "pz", "tz", "sv_fluid")
 RHO_MAX = 0.7
 MAP_SHARE = 0.4  # the rest are magnitude images
-# Free water diffuses only 1.2-3.5x faster than soft tissue (simulated ADC maps: 1.4-2.9,
-# bench/map_order.py), while it relaxes 4-18x slower: a map in ADC's tissue order whose fluid /
-# soft-tissue ratio lies outside this range is not an ADC map (a T2 or T1 map, say).
-ADC_RATIO = (1.2, 3.5)
-FLUID = ("urine", "sv_fluid")
-SOFT = ("muscle", "pz", "tz", "rectal_wall")
 
 
 def exposure_rng(seed: int, index: int) -> np.random.Generator:
@@ -70,36 +64,17 @@ def too_close(values: np.ndarray, targets: list[np.ndarray]) -> bool:
     return any(spearmanr(v, _major(t)).statistic > RHO_MAX for t in targets)
 
 
-def _median(values: np.ndarray, names: tuple[str, ...]) -> float:
-    return float(np.median(np.asarray(values)[[TISSUES.index(n) for n in names]]))
-
-
-def fluid_ratio(values: np.ndarray) -> float:
-    """Fluid over soft tissue (medians): quantitative, where a rank order is not."""
-    return _median(values, FLUID) / max(_median(values, SOFT), 1e-9)
-
-
-def adc_like_ratio(values: np.ndarray) -> bool:
-    """True when fluid over soft tissue is in the range physics allows an ADC map."""
-    return ADC_RATIO[0] <= fluid_ratio(values) <= ADC_RATIO[1]
-
-
-def too_close_map(values: np.ndarray, adc: np.ndarray) -> bool:
-    """A map is an ADC map only with ADC's tissue order and ADC's quantitative ratio, so
-    ADC-ordered maps with a relaxometry-like ratio stay `other` as near-misses."""
-    return too_close(values, [adc]) and adc_like_ratio(values)
-
-
 def random_values(rng, tis: physics.Tissues, is_map: bool) -> np.ndarray:
     """Random per-tissue values in [0, 1] (a magnitude image's are scaled by proton density,
     so air and gas stay dark), redrawn while they mimic a target class."""
     targets = signatures(tis)
+    compare = [targets["ADC"]] if is_map else list(targets.values())
     for _ in range(100):
         values = rng.uniform(0, 1, len(TISSUES)) ** rng.uniform(0.5, 3.0)
-        if is_map and not too_close_map(values, targets["ADC"]):
+        if not is_map:
+            values = tis.pd * values
+        if not too_close(values, compare):
             return values
-        if not is_map and not too_close(tis.pd * values, list(targets.values())):
-            return tis.pd * values
     raise RuntimeError("no random contrast unlike the targets in 100 draws")
 
 
