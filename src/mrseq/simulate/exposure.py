@@ -13,13 +13,6 @@ above RHO_MAX over the tissues that fill the image) is drawn again: it would be 
 against a target class. A map is compared with the ADC signature only: a quantitative map
 that is not an ADC map is `other` by the label's definition.
 
-Uniform draws almost never land next to ADC (2 % of them have its tissue order, 0.8 % its
-order with a non-ADC fluid ratio: reports/recipe/exposure_ratio_fullfit), so the net never
-learned where ADC ends. NEAR_MISS of the maps are therefore drawn there on purpose: the
-patient's own ADC values bent by a power so that fluid over soft tissue leaves the range that
-diffusion physics allows (ADC_RATIO). This region includes relaxometry maps, so the held-out
-T2 map is no longer an unseen type in spirit: README, "Near-miss maps".
-
 Drawn from their own generator and only by the synthesize stage: the DICOM cohorts
 (validation, test, benchmark) hold only real series types, so no figure is measured on them.
 """
@@ -40,13 +33,6 @@ SUBTYPE = "random_contrast"
 MAJOR = ("fat", "muscle", "marrow", "urine", "rectal_wall", "stool", "pz", "tz", "sv_fluid")
 RHO_MAX = 0.7
 MAP_SHARE = 0.4  # the rest are magnitude images
-NEAR_MISS = 0.5  # share of maps drawn in ADC's order with a non-ADC fluid ratio
-# Free water diffuses only 1.2-3.5x faster than soft tissue (simulated ADC maps: 1.4-2.9,
-# bench/map_order.py), while it relaxes 4-18x slower: a map in ADC's tissue order whose fluid /
-# soft-tissue ratio lies outside this range is not an ADC map.
-ADC_RATIO = (1.2, 3.5)
-FLUID = ("urine", "sv_fluid")
-SOFT = ("muscle", "pz", "tz", "rectal_wall")
 
 
 def exposure_rng(seed: int, index: int) -> np.random.Generator:
@@ -78,33 +64,9 @@ def too_close(values: np.ndarray, targets: list[np.ndarray]) -> bool:
     return any(spearmanr(v, _major(t)).statistic > RHO_MAX for t in targets)
 
 
-def _median(values: np.ndarray, names: tuple[str, ...]) -> float:
-    return float(np.median(np.asarray(values)[[TISSUES.index(n) for n in names]]))
-
-
-def fluid_ratio(values: np.ndarray) -> float:
-    """Fluid over soft tissue (medians): quantitative, where a rank order is not."""
-    return _median(values, FLUID) / max(_median(values, SOFT), 1e-9)
-
-
-def near_miss_values(rng, tis: physics.Tissues) -> np.ndarray:
-    """The patient's ADC, per-tissue jittered, raised to the power that puts fluid over soft
-    tissue at a drawn ratio outside ADC_RATIO: 4-30 (relaxometry-like) or 1.0-1.12 (flat)."""
-    adc = tis.adc * np.exp(rng.normal(0, 0.05, len(TISSUES)))
-    if rng.random() < 0.7:
-        target = np.exp(rng.uniform(np.log(4.0), np.log(30.0)))
-    else:
-        target = rng.uniform(1.0, 1.12)
-    power = np.log(target) / np.log(fluid_ratio(adc))
-    values = (adc / adc.max()) ** power
-    return values / values.max()
-
-
 def random_values(rng, tis: physics.Tissues, is_map: bool) -> np.ndarray:
     """Random per-tissue values in [0, 1] (a magnitude image's are scaled by proton density,
     so air and gas stay dark), redrawn while they mimic a target class."""
-    if is_map and rng.random() < NEAR_MISS:
-        return near_miss_values(rng, tis)
     targets = signatures(tis)
     compare = [targets["ADC"]] if is_map else list(targets.values())
     for _ in range(100):
