@@ -24,17 +24,16 @@ import json
 from pathlib import Path
 
 import pandas as pd
-import yaml
 from scipy.stats import binomtest
 
 from mrseq.evaluate import report
+from mrseq.params import load_yaml
 from mrseq.sequences import MODEL_CLASSES, OTHER, UNKNOWN
 
 
 def headline(pred: pd.DataFrame, held_out: list[str]) -> dict:
     r = report(pred, list(MODEL_CLASSES), bootstrap=0, seed=0, held_out=held_out)
     routing = r["routing"]
-    held = [routing["by_subtype"][s]["value"] for s in held_out if s in routing["by_subtype"]]
     sens = {c: r["per_class"][c]["sensitivity"]["value"] for c in MODEL_CLASSES}
     target = pred.label != OTHER
     return {
@@ -46,7 +45,9 @@ def headline(pred: pd.DataFrame, held_out: list[str]) -> dict:
         # without the unknown gates, comparable with the ensemble's
         "target_argmax_other": round(float((pred.predicted[target] == OTHER).mean()), 4),
         "non_target_kept_out": routing["non_target_kept_out"]["value"],
-        "held_out_kept_out": held[0] if held else None,
+        "held_out_kept_out": {
+            s: routing["by_subtype"][s]["value"] for s in held_out if s in routing["by_subtype"]
+        },
         "sensitivity": sens,
     }
 
@@ -95,7 +96,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench/out/compare_runs.json"))
     args = parser.parse_args()
     name_a, name_b = args.names.split(",")
-    held_out = list(yaml.safe_load(Path("params.yaml").read_text())["other"]["held_out"])
+    held_out = list(load_yaml("params.yaml")["other"]["held_out"])
     a, b = aligned(args.a, args.b)
     result = {
         name_a: headline(a, held_out),
