@@ -38,6 +38,7 @@ from torch import nn
 # bench/heldout.py, this script's neighbour (python puts bench/ first on the path)
 from heldout import synthesized
 from mrseq import layout
+from mrseq.augment import REPLACED, BatchAugment
 from mrseq.nets import build_net_from_params
 from mrseq.params import get_dotted
 from mrseq.preprocess import PreprocessSpec
@@ -101,12 +102,16 @@ def load(folder: Path, test: bool, share: float = 1.0, patients: int | None = No
 
 
 def augmenter(drop: tuple[str, ...] | None, strength: float):
+    """(per-volume MONAI Compose, whole-batch stage) without the transforms named in `drop`;
+    (None, None) for no augmentation."""
     from monai.transforms import Compose
 
     if drop is None:
-        return None
+        return None, None
     full = build_augment(strength, coverage=0.5 if "+coverage" in drop else 0.0)
-    return Compose([t for t in full.transforms if type(t).__name__ not in drop])
+    per_volume = Compose([t for t in full.transforms if type(t).__name__ not in drop])
+    per_volume.set_random_state(seed=0)
+    return per_volume, BatchAugment(strength, seed=0, skip=tuple(set(drop) & set(REPLACED)))
 
 
 SCORES = ("test_acc", "target_to_other", "short_to_other", "dwi_low_as_t2_fs")
@@ -166,9 +171,7 @@ def run(name: str, params: dict, train, test, epochs: int) -> dict:
     rng = np.random.default_rng(0)
     t = params["train"]
     net = build_net_from_params(params["model"], in_channels=x.shape[1])
-    aug = augmenter(drop, float(t["augment_strength"]))
-    if aug is not None:
-        aug.set_random_state(seed=0)
+    aug, batch_aug = augmenter(drop, float(t["augment_strength"]))
     weight = torch.tensor(class_weights(list(index.label[:n]), float(t["class_balance"])))
     loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=float(t["label_smoothing"]))
     batch = int(t["batch_size"])
@@ -187,8 +190,9 @@ def run(name: str, params: dict, train, test, epochs: int) -> dict:
             ids = order[step * batch : (step + 1) * batch]
             xs = [torch.from_numpy(x[i].astype(np.float32)) for i in ids]
             if aug is not None:
-                xs = [torch.as_tensor(aug(v), dtype=torch.float32).clamp(0, 1) for v in xs]
-            out = net(torch.stack(xs))
+                xs = [torch.as_tensor(aug(v), dtype=torch.float32) for v in xs]
+            inputs = torch.stack(xs)
+            out = net(batch_aug(inputs) if batch_aug is not None else inputs)
             loss = loss_fn(out, torch.from_numpy(y[ids]))
             opt.zero_grad()
             loss.backward()

@@ -31,25 +31,22 @@ log = logging.getLogger(__name__)
 
 
 def build_augment(strength: float, coverage: float = 0.0):
-    """MONAI random transforms on (1, X, Y, Z) tensors; `strength` scales ranges and odds;
-    `coverage` is the odds of the coverage window (0 leaves it out, and the other transforms'
-    seeds are then those of the recipe before it existed).
+    """MONAI random transforms on one (C, X, Y, Z) volume, run by the data loader; `strength`
+    scales ranges and odds; `coverage` is the odds of the coverage window (0 leaves it out).
 
-    Besides geometry and contrast, MRI physics in k-space (MONAI's own: Rician noise, Gibbs
-    ringing from k-space truncation, k-space spikes, resolution loss) so that no two epochs
-    see the same nuisance. MONAI rather than TorchIO: it is already the network's library,
-    works on the same tensors, and adds no dependency to the serving image.
+    MRI physics in k-space (MONAI's own: Gibbs ringing from k-space truncation, k-space
+    spikes, resolution loss) and contrast, so that no two epochs see the same nuisance. Pose,
+    flip, bias field and Rician noise follow on the whole batch (`build_batch_augment`): as
+    MONAI transforms per volume they cost more than the net's own forward and backward pass.
+    MONAI rather than TorchIO: it is already the network's library, works on the same tensors,
+    and adds no dependency to the serving image.
     """
     from monai.transforms import (
         Compose,
         RandAdjustContrast,
-        RandAffine,
-        RandBiasField,
-        RandFlip,
         RandGaussianSmooth,
         RandGibbsNoise,
         RandKSpaceSpikeNoise,
-        RandRicianNoise,
         RandScaleIntensity,
         RandSimulateLowResolution,
     )
@@ -62,15 +59,6 @@ def build_augment(strength: float, coverage: float = 0.0):
     return Compose(
         [
             *window,
-            RandAffine(
-                prob=min(1.0, 0.8 * s),
-                rotate_range=[0.26 * s] * 3,
-                scale_range=[0.15 * s] * 3,
-                translate_range=[6 * s, 6 * s, 2 * s],
-                padding_mode="zeros",
-            ),
-            RandFlip(prob=0.5, spatial_axis=0),  # left-right: the pelvis is near-symmetric
-            RandBiasField(prob=p, coeff_range=(0.0, 0.4 * s)),
             RandSimulateLowResolution(prob=p * 0.4, zoom_range=(max(0.3, 1 - 0.5 * s), 1.0)),
             RandGaussianSmooth(
                 prob=p * 0.4, sigma_x=(0.2, 1.2 * s), sigma_y=(0.2, 1.2 * s), sigma_z=(0.1, 0.6 * s)
@@ -79,9 +67,18 @@ def build_augment(strength: float, coverage: float = 0.0):
             RandKSpaceSpikeNoise(prob=0.05 * s, intensity_range=(7.0, 9.5)),
             RandAdjustContrast(prob=p, gamma=(max(0.3, 1 - 0.4 * s), 1 + 0.6 * s)),
             RandScaleIntensity(prob=p * 0.5, factors=0.1 * s),
-            RandRicianNoise(prob=p, std=0.05 * s, sample_std=True),
         ]
     )
+
+
+def build_batch_augment(strength: float, seed: int):
+    """The batch stage after `build_augment`'s: random pose (rotation up to 0.26 * strength rad
+    about each axis, scaling by up to 15 % * strength, shifts up to 6, 6, 2 voxels, with odds
+    0.8 * strength), a left-right flip (odds 0.5: the pelvis is near-symmetric), a polynomial
+    bias field and Rician noise, then the clamp to [0, 1]; None at strength 0."""
+    from mrseq.augment import BatchAugment
+
+    return BatchAugment(strength, seed) if float(strength) > 0 else None
 
 
 # Axes of the (C, X, Y, Z) RAS arrays that are the slice direction of sagittal, coronal and
@@ -130,8 +127,8 @@ class VolumeDataset(Dataset):
 
     def __getitem__(self, i: int):
         x = torch.from_numpy(self.x[i].astype(np.float32))
-        if self.augment is not None:
-            x = torch.as_tensor(self.augment(x), dtype=torch.float32).clamp(0, 1)
+        if self.augment is not None:  # unclamped: the batch stage follows and clamps
+            x = torch.as_tensor(self.augment(x), dtype=torch.float32)
         return x, self.y[i]
 
 
@@ -276,15 +273,24 @@ class SequenceClassifier(pl.LightningModule):
         epochs: int,
         label_smoothing: float = 0.0,
         class_weights: list[float] | None = None,
+        batch_augment=None,
     ):
         super().__init__()
         self.net = net
-        self.save_hyperparameters(ignore=["net"])
+        self.batch_augment = batch_augment  # training batches only (mrseq.augment)
+        self.save_hyperparameters(ignore=["net", "batch_augment"])
         weight = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
         self.loss = nn.CrossEntropyLoss(weight=weight, label_smoothing=label_smoothing)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        """The whole-batch augmentation, on the batch's device (a GPU when training on one)."""
+        if self.batch_augment is not None and self.trainer.training:
+            x, y = batch
+            return self.batch_augment(x), y
+        return batch
 
     def _step(self, batch, stage: str):
         x, y = batch
@@ -386,6 +392,7 @@ def train_model(
         int(t["epochs"]),
         float(t["label_smoothing"]),
         class_weights(data.train_labels(), float(t.get("class_balance", 0.0))),
+        build_batch_augment(float(t["augment_strength"]), int(t["seed"])),
     )
     best = ModelCheckpoint(
         dirpath=out,
