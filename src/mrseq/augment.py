@@ -48,7 +48,6 @@ class BatchAugment:
         self.seed = int(seed)
         self.params = torch.Generator().manual_seed(self.seed)
         self.noise: dict[str, torch.Generator] = {}
-        self.basis: dict[tuple, torch.Tensor] = {}
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         n = x.shape[0]
@@ -86,17 +85,11 @@ class BatchAugment:
     def bias_field(self, n: int, shape: tuple[int, ...], device) -> torch.Tensor:
         """(n, 1, X, Y, Z) gains exp(sum c_ijk P_i(x) P_j(y) P_k(z)), i + j + k <= 3, each
         c ~ U(0, bias_coeff), with odds p (else 1): MONAI RandBiasField's field."""
-        basis = self._legendre(tuple(shape), device)
+        basis = legendre_basis(tuple(shape), BIAS_DEGREE, device)
         coeffs = self._uniform(n, basis.shape[0], high=self.bias_coeff)
         coeffs[self._uniform(n) >= self.p] = 0
         log_gain = torch.einsum("nt,txyz->nxyz", coeffs.to(device), basis)
         return torch.exp(log_gain)[:, None]
-
-    def _legendre(self, shape: tuple[int, ...], device) -> torch.Tensor:
-        key = (shape, str(device))
-        if key not in self.basis:
-            self.basis[key] = legendre_basis(shape, BIAS_DEGREE).to(device)
-        return self.basis[key]
 
     def rician(self, x: torch.Tensor) -> torch.Tensor:
         """RandRicianNoise with sample_std: sigma ~ U(0, noise_std) per volume, odds p."""
@@ -156,9 +149,11 @@ def centred_grid(size: tuple[int, ...], dtype, device) -> torch.Tensor:
     return torch.stack([*grid, torch.ones(size, dtype=dtype, device=device)], -1).view(1, -1, 4)
 
 
-def legendre_basis(shape: tuple[int, ...], degree: int) -> torch.Tensor:
+@functools.lru_cache(maxsize=8)
+def legendre_basis(shape: tuple[int, ...], degree: int, device=None) -> torch.Tensor:
     """(terms, X, Y, Z) products P_i(x) P_j(y) P_k(z) for i + j + k <= degree on
-    linspace(-1, 1) per axis, in the order RandBiasField assigns its coefficients."""
+    linspace(-1, 1) per axis, in the order RandBiasField assigns its coefficients; cached
+    like `centred_grid` (one per shape and device, built once per fit)."""
     coords = [np.linspace(-1.0, 1.0, d, dtype=np.float32) for d in shape]
     polys = [
         np.stack(
@@ -173,4 +168,4 @@ def legendre_basis(shape: tuple[int, ...], degree: int) -> torch.Tensor:
         for k in range(degree + 1 - i - j)
     ]
     basis = [np.einsum("x,y,z->xyz", polys[0][i], polys[1][j], polys[2][k]) for i, j, k in terms]
-    return torch.from_numpy(np.stack(basis).astype(np.float32))
+    return torch.from_numpy(np.stack(basis).astype(np.float32)).to(device)

@@ -132,6 +132,19 @@ class VolumeDataset(Dataset):
         return x, self.y[i]
 
 
+def seed_worker(worker_id: int) -> None:
+    """Loader process start: Lightning's seeding (numpy, torch, random) and then MONAI's.
+
+    MONAI's transforms draw from their own RandomState, which forked workers inherit as it is:
+    without this every worker repeats the others' augmentations. Setting a worker_init_fn
+    also stops Lightning adding its own, hence both here."""
+    from lightning_fabric.utilities.seed import pl_worker_init_function
+    from monai.data.utils import worker_init_fn as monai_worker_init_fn
+
+    pl_worker_init_function(worker_id)
+    monai_worker_init_fn(worker_id)
+
+
 def synthetic_split(index: pd.DataFrame, fraction: float, seed: int):
     """Synthetic volumes -> (train, val) by patient: `fraction` of the synthetic patients join
     validation, so early stopping and the sweep read a few hundred volumes, not the DICOM
@@ -216,6 +229,7 @@ class VolumeDataModule(pl.LightningDataModule):
             shuffle=shuffle,
             drop_last=drop_last,
             num_workers=workers,
+            worker_init_fn=seed_worker if workers > 0 else None,
             persistent_workers=workers > 0,
             pin_memory=torch.cuda.is_available(),
         )

@@ -175,3 +175,24 @@ def test_sweep_trials_can_train_on_the_first_synthetic_patients_only(tmp_path):
         data.setup()
         sizes[limit] = len(data.train_set.datasets[1])
     assert sizes == {None: 18, 1: 6}  # 6 classes x 3 patients, then only p0's six
+
+
+def test_loader_workers_draw_their_own_augmentations(tmp_path):
+    """Forked loader workers inherit MONAI's RandomState: without seeding each one, worker 1's
+    first volume got worker 0's augmentation. Same torch seed, same draws."""
+    from mrseq.training import VolumeDataModule
+
+    processed, splits = tiny_processed(tmp_path / "processed")
+    cfg = tiny_train_cfg(num_workers=2, batch_size=1, augment_strength=1.0)["train"]
+    data = VolumeDataModule(processed, splits, cfg)
+    data.setup()
+    data.train_set.x = [data.train_set.x[0]] * 4  # one volume four times
+    data.train_set.y = [0] * 4
+
+    def draws():
+        torch.manual_seed(0)
+        return [x for x, _ in data._loader(data.train_set, shuffle=False)]
+
+    first = draws()  # items 0 and 2 from worker 0, 1 and 3 from worker 1
+    assert not torch.equal(first[0], first[1])
+    assert all(torch.equal(a, b) for a, b in zip(first, draws(), strict=True))
