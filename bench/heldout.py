@@ -9,7 +9,7 @@ test on the whole benchmark cohort. Every model is trained with the same reduced
 
 Needs `make run` first (data/processed, data/interim, data/splits.json, data/benchmark).
 Usage: python bench/heldout.py [--epochs 8] [--conditions all] [--variants percentile,log]
-       [--synthetic data/synthetic --synthetic-patients 200]
+       [--synthetic data/synthetic --synthetic-patients 150]
 Writes reports/heldout/heldout.json and prints a markdown table.
 """
 
@@ -199,7 +199,7 @@ def main() -> None:
         type=int,
         default=0,
         help="train on only the first N synthetic patients (as the sweep's trials do; 0: all), "
-        "so that the whole table fits a session: ~1 min an epoch for 200 on 2 cores",
+        "so that the whole table fits a session: ~1.2 min an epoch for 150 on 2 cores",
     )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
