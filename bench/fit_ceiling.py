@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from mrseq import layout
 from mrseq.augment import BatchAugment
 from mrseq.sequences import MODEL_CLASSES
 from mrseq.training import build_augment, load_classifier, synthetic_split
@@ -34,7 +35,12 @@ from mrseq.training import build_augment, load_classifier, synthetic_split
 B_EDGES = [-1, 0, 50, 150, 300, 400, 499, 600, 700, 900, 1200, 1600, 2100, 5000]
 
 
-def predict(net, folder: Path, rows: pd.DataFrame, strength: float = 0.0) -> np.ndarray:
+def load_arrays(folder: Path, rows: pd.DataFrame) -> np.ndarray:
+    """The rows' volumes as stored (float16), read once for every reading of them."""
+    return np.stack([np.load(folder / f) for f in rows.array])
+
+
+def predict(net, arrays: np.ndarray, strength: float = 0.0) -> np.ndarray:
     """Argmax class names; `strength` > 0 reads them through the training augmentation."""
     per_volume = build_augment(strength) if strength > 0 else None
     if per_volume is not None:
@@ -42,9 +48,8 @@ def predict(net, folder: Path, rows: pd.DataFrame, strength: float = 0.0) -> np.
     batch_stage = BatchAugment(strength, seed=0) if strength > 0 else None
     out = []
     with torch.no_grad():
-        for start in range(0, len(rows), 32):
-            files = rows.array.iloc[start : start + 32]
-            xs = [torch.from_numpy(np.load(folder / f).astype(np.float32)) for f in files]
+        for start in range(0, len(arrays), 32):
+            xs = [torch.from_numpy(v.astype(np.float32)) for v in arrays[start : start + 32]]
             if per_volume is not None:
                 xs = [torch.as_tensor(per_volume(v), dtype=torch.float32) for v in xs]
             x = torch.stack(xs)
@@ -63,23 +68,21 @@ def summary(rows: pd.DataFrame, pred: np.ndarray) -> dict:
 
 
 def by_b_value(rows: pd.DataFrame, pred: np.ndarray) -> list[dict]:
-    """DWI sensitivity and the wrong answers per b-value bin."""
+    """DWI sensitivity and the wrong answers per b-value bin (by label, lowest bin first)."""
     d = rows.assign(pred=pred)
     d = d[d.label.isin(["DWI_Low", "DWI_High"])]
-    d = d.assign(bin=pd.cut(d.true_b_value.astype(float), B_EDGES).astype(str))
+    d = d.assign(bin=pd.cut(d.true_b_value.astype(float), B_EDGES))
     out = []
-    for (label, b), g in d.groupby(["label", "bin"], sort=False):
+    for (label, b), g in d.groupby(["label", "bin"], observed=True):
         wrong = g[g.pred != g.label].pred.value_counts().to_dict()
-        out.append({"label": label, "b": b, "n": len(g), "sensitivity": _mean(g), "wrong": wrong})
-    return sorted(out, key=lambda r: (r["label"], B_EDGES.index(_low(r["b"]))))
+        out.append(
+            {"label": label, "b": str(b), "n": len(g), "sensitivity": _mean(g), "wrong": wrong}
+        )
+    return out
 
 
 def _mean(g: pd.DataFrame) -> float:
     return round(float((g.pred == g.label).mean()), 3)
-
-
-def _low(interval: str) -> int:
-    return int(float(interval.strip("(]").split(",")[0]))
 
 
 def low_b_by(rows: pd.DataFrame, pred: np.ndarray, column: str) -> list[dict]:
@@ -119,22 +122,26 @@ def main() -> None:
     config = json.loads(Path(args.config).read_text())
     net = load_classifier(args.checkpoint, config["model"]).net.eval()
     folder = Path(args.synthetic)
-    index = pd.read_csv(folder / "index.csv")
+    index = pd.read_csv(folder / layout.INDEX_CSV)
     t = config["train"]
     train, val = synthetic_split(index, float(t["synthetic_val_fraction"]), int(t["seed"]))
     train = train.sample(min(args.volumes, len(train)), random_state=0)
-    plain = predict(net, folder, train)
+    arrays = load_arrays(folder, train)
+    plain = predict(net, arrays)
     readings = {
         "training volumes": summary(train, plain),
         "training volumes, augmented": summary(
-            train, predict(net, folder, train, float(t["augment_strength"]))
+            train, predict(net, arrays, float(t["augment_strength"]))
         ),
-        "validation patients (never trained on)": summary(val, predict(net, folder, val)),
+        "validation patients (never trained on)": summary(
+            val, predict(net, load_arrays(folder, val))
+        ),
     }
+    confusion = pd.crosstab(train.label, plain)
     result = {
         "checkpoint": args.checkpoint,
         "readings": readings,
-        "training_confusion": pd.crosstab(train.label, plain).to_dict(orient="index"),
+        "training_confusion": confusion.to_dict(orient="index"),
         "training_dwi_by_b": by_b_value(train, plain),
         "training_other_by_subtype": by_subtype(train, plain),
         "training_low_b_by_fat": low_b_by(train, plain, "fat_residual"),
@@ -145,7 +152,7 @@ def main() -> None:
     (out / "fit_ceiling.json").write_text(json.dumps(result, indent=2) + "\n")
     for name, r in readings.items():
         print(f"{name:40s} n={r['n']:5d} accuracy {r['accuracy']:.3f}  {r['sensitivity']}")
-    print(pd.crosstab(train.label, plain).to_string())
+    print(confusion.to_string())
     for r in result["training_dwi_by_b"]:
         print(f"{r['label']:9s} b {r['b']:14s} n={r['n']:4d} {r['sensitivity']:.3f} {r['wrong']}")
     print(json.dumps(result["training_other_by_subtype"]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,17 @@ from mrseq.export import export_model
 from mrseq.nets import build_net
 from mrseq.preprocess import PreprocessSpec
 from mrseq.sequences import MODEL_CLASSES
+
+BENCH = Path(__file__).parents[1] / "bench"
+
+
+def bench_script(name: str):
+    """bench/<name>.py imported as a module (bench/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
 
 TINY_SHAPE = (16, 16, 8)
 TINY_MODEL = {"depth": 10, "widths": [4, 8, 8, 8], "conv1_stride": 2}

@@ -1,23 +1,16 @@
 """bench/compare_runs.py: the paired counts and the two-run average the README cites."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 
+from helpers import bench_script
 from mrseq.sequences import MODEL_CLASSES
-
-SCRIPT = Path(__file__).parents[2] / "bench" / "compare_runs.py"
 
 
 @pytest.fixture(scope="module")
 def compare():
-    spec = importlib.util.spec_from_file_location("compare_runs", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return bench_script("compare_runs")
 
 
 def table(labels, probs):

@@ -1,21 +1,15 @@
 """bench/fit_ceiling.py: the per-class, per-b-value and per-subtype tables the README cites."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 
-SCRIPT = Path(__file__).parents[2] / "bench" / "fit_ceiling.py"
+from helpers import bench_script
 
 
 @pytest.fixture(scope="module")
 def fit():
-    spec = importlib.util.spec_from_file_location("fit_ceiling", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return bench_script("fit_ceiling")
 
 
 def rows():
