@@ -153,8 +153,6 @@ def test_dwi_and_adc_physics(phantom, monkeypatch):
 
     # The physics, not the noise floor: a high-SNR draw (very low SNR biases ADC, as on scanners).
     monkeypatch.setitem(ranges.RANGES, "dwi_snr", ranges.Range(40, 60, "lin", "", ""))
-    # The finest EPI pixel: at 3.5 mm the eroded prostate zones can vanish in the small phantom.
-    monkeypatch.setitem(ranges.RANGES, "dwi_pixel", ranges.Range(1.6, 1.8, "lin", "", ""))
     rng, patient, tissues = phantom
     grid = dwi_grid(rng, 1.0)
     grid.recon = grid.acq

@@ -8,13 +8,10 @@ any acquired series) or as a fitted quantitative map (background zeroed, no coil
 noise where signal is low, clipped, stored in integer units), so `other` covers "anything that
 is not one of the five physics" rather than a list of known series types.
 
-A draw whose tissue order resembles one of the patient's own target signatures (Spearman rho
+A draw whose tissue order matches one of the patient's own target signatures (Spearman rho
 above RHO_MAX over the tissues that fill the image) is drawn again: it would be label noise
-against a target class. RHO_MAX was 0.7 until 2026-12-07: the trained net then called 27 % of
-these training `other` volumes a target (mostly T2WI_nan), so a looser resemblance was still
-label noise; 0.5 keeps only contrasts clearly unlike every target. A map is compared with the
-ADC signature only: a quantitative map that is not an ADC map is `other` by the label's
-definition.
+against a target class. A map is compared with the ADC signature only: a quantitative map
+that is not an ADC map is `other` by the label's definition.
 
 Drawn from their own generator and only by the synthesize stage: the DICOM cohorts
 (validation, test, benchmark) hold only real series types, so no figure is measured on them.
@@ -34,7 +31,7 @@ from mrseq.simulate.render import project
 SUBTYPE = "random_contrast"
 # Tissues that fill a prostate field of view; small ones (vessels, cortex) barely show.
 MAJOR = ("fat", "muscle", "marrow", "urine", "rectal_wall", "stool", "pz", "tz", "sv_fluid")
-RHO_MAX = 0.5
+RHO_MAX = 0.7
 MAP_SHARE = 0.4  # the rest are magnitude images
 
 

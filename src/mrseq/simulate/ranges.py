@@ -6,17 +6,6 @@ draw, so no domain repeats. What defines a class stays exact and is *not* in thi
 weighting with or without fat suppression, the b-value band (< 500 or >= 500 s/mm2), and an ADC
 map being a fitted diffusion coefficient (fluid brightest, restricted tissue dark).
 
-A diffusion series is also always an echo-planar (EPI) readout, and at b = 0 that readout is
-the *only* thing that tells it from a fat-suppressed T2 TSE. So the EPI factors below have
-physical floors, not zero: single-shot EPI cannot resolve much finer than 1.6 mm in-plane
-(T2* decay over the echo train), and its phase-encode bandwidth (~10-30 Hz per pixel) turns
-the 3.5 ppm fat shift into several pixels and the field error at rectal gas into at least one.
-Until 2026-12-07 these ranges reached down to a T2's resolution and to no distortion at all
-(27 % of DWI drawn at <= 1.4 mm, inside the T2 range, some with next to no distortion, ghost
-or shifted fat), and the net read its own training DWI at b = 0 only 0.48 right (README,
-"What limits accuracy"). The T2 pixel stays beyond realism (0.5-0.8 mm) but below the EPI
-floor, so the two never overlap.
-
 The README's randomisation table is `markdown_table()` of this module (a test keeps them equal).
 """
 
@@ -61,7 +50,7 @@ RANGES: dict[str, Range] = {
     # T2 turbo spin echo (per series)
     "t2_te": R(70, 160, "lin", "TE, ms (STIR: 30-90)", "90-120"),
     "t2_tr": R(2000, 9000, "lin", "TR, ms", "3000-6000"),
-    "t2_pixel": R(0.35, 1.1, "log", "acquired in-plane pixel, mm", "0.5-0.8"),
+    "t2_pixel": R(0.35, 1.4, "log", "acquired in-plane pixel, mm", "0.5-0.8"),
     "t2_thickness": R(2.0, 6.0, "lin", "slice thickness, mm", "3-3.6"),
     "t2_snr": R(6, 80, "log", "SNR in bright tissue (x0.6 at 1.5 T)", "20-40"),
     "fs_residual": R(
@@ -72,14 +61,14 @@ RANGES: dict[str, Range] = {
     # diffusion EPI (per series)
     "dwi_te": R(50, 120, "lin", "TE, ms", "60-90"),
     "dwi_tr": R(2000, 10000, "lin", "TR, ms", "3000-8000"),
-    "dwi_pixel": R(1.6, 3.5, "log", "acquired in-plane pixel, mm", "1.6-2.5"),
+    "dwi_pixel": R(1.0, 3.5, "log", "acquired in-plane pixel, mm", "1.6-2.5"),
     "dwi_thickness": R(2.5, 6.0, "lin", "slice thickness, mm", "3-4"),
     "dwi_snr": R(5, 60, "log", "b=0 SNR (x0.6 at 1.5 T); high b has the same sigma", "15-30"),
     "dwi_fat": R(0.003, 0.3, "log", "residual fat in DWI (fraction)", "0.01-0.06"),
-    "fat_shift_px": R(3, 20, "lin", "chemical-shift displacement of that fat, pixels", "8-20"),
-    "epi_shift_px": R(0.5, 3.0, "lin", "smooth EPI distortion, pixels", "0.5-2"),
-    "epi_gas_px": R(1.0, 8.0, "lin", "EPI distortion at rectal gas, pixels", "1-5"),
-    "nyquist_ghost": R(0.005, 0.08, "lin", "N/2 ghost level", "0.005-0.04"),
+    "fat_shift_px": R(0, 10, "lin", "chemical-shift displacement of that fat, pixels", "2-6"),
+    "epi_shift_px": R(0.1, 3.0, "lin", "smooth EPI distortion, pixels", "0.5-2"),
+    "epi_gas_px": R(0.0, 8.0, "lin", "EPI distortion at rectal gas, pixels", "1-5"),
+    "nyquist_ghost": R(0.0, 0.08, "lin", "N/2 ghost level", "0.005-0.04"),
     "b_high_max": R(2000, 3000, "lin", "largest high b (very high b, noise floor)", "1400-2000"),
     # non-target series (per series): T1 TSE, T1 gradient echo (DCE, post-contrast), maps
     "t1_tr": R(350, 900, "lin", "T1 TSE TR, ms", "450-700"),
