@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from mrseq import metrics
 from mrseq.ingest import load_saved_volume
-from mrseq.predict import Predictor, in_series_context, repeated
+from mrseq.predict import Predictor, grid_key, in_grid_context, in_series_context, repeated
 from mrseq.sequences import CLASSES, OTHER, UNKNOWN
 
 BAND = (300.0, 700.0)  # DWI b-values near the 500 boundary, reported apart
@@ -25,23 +25,27 @@ def predict_table(
 ) -> pd.DataFrame:
     """Probabilities for each row of an ingested table (volumes read from interim/)."""
     rows = list(table.itertuples())
-    probs, distances = [np.zeros((0, len(predictor.classes)))], [np.zeros(0)]
+    probs, distances, grids = [np.zeros((0, len(predictor.classes)))], [np.zeros(0)], []
     with tqdm(total=len(rows), desc="evaluate", unit="vol", disable=not progress) as bar:
         for start in range(0, len(rows), BATCH):
-            chunk = [load_saved_volume(interim / r.file) for r in rows[start : start + BATCH]]
+            part = rows[start : start + BATCH]
+            chunk = [load_saved_volume(interim / r.file) for r in part]
             p, d = predictor.predict_outputs(chunk, batch_size=BATCH)
             probs.append(p)
             distances.append(d)
+            grids += [_grid_key(r, a.shape, m) for r, (a, m) in zip(part, chunk, strict=True)]
             bar.update(len(chunk))
     alone, distances = np.concatenate(probs), np.concatenate(distances)
     keys = [_context_key(r) for r in rows]
-    probs = in_series_context(predictor.classes, alone, keys)
+    in_series = in_series_context(predictor.classes, alone, keys)
+    probs = in_grid_context(predictor.classes, in_series, grids, keys)
     out = table.copy()
     for i, name in enumerate(predictor.classes):
         out[f"p_{name}"] = probs[:, i]
     out["predicted"] = [predictor.classes[i] for i in probs.argmax(1)]
     out["in_repeated_series"] = repeated(keys)
     out["predicted_alone"] = [predictor.classes[i] for i in alone.argmax(1)]
+    out["predicted_in_series"] = [predictor.classes[i] for i in in_series.argmax(1)]
     out["confidence"] = probs.max(1)
     out["distance"] = distances
     # what a user is told: the unknown gates applied (evaluation of the six outputs uses argmax),
@@ -52,6 +56,12 @@ def predict_table(
     ]
     out["answer"] = np.where(out["unknown_by"] != "", UNKNOWN, out["predicted"])
     return out
+
+
+def _grid_key(row, shape, affine):
+    """`grid_key` as Predictor.in_context makes it from the DICOM headers."""
+    study = getattr(row, "study_uid", None)
+    return grid_key(None if pd.isna(study) else str(study), shape, affine)
 
 
 def _context_key(row):
@@ -190,18 +200,28 @@ def report(
 
 
 def series_context(pred: pd.DataFrame) -> dict:
-    """What the series context (mrseq.predict.in_series_context) did: six-class accuracy of the
-    argmax with it and of each volume alone, and the answers it changed."""
+    """What the series context (mrseq.predict.in_series_context) and then the grid context
+    (in_grid_context) did: six-class accuracy of the argmax with both, with the series context
+    alone and of each volume alone, and the answers each changed."""
     if "predicted_alone" not in pred:
         return {}
-    changed = pred.predicted != pred.predicted_alone
+    in_series = pred.get("predicted_in_series", pred.predicted)
     return {
         "volumes_in_repeated_series": int(pred.in_repeated_series.sum()),
-        "answers_changed": int(changed.sum()),
-        "changed_to_right": int((changed & (pred.predicted == pred.label)).sum()),
-        "changed_to_wrong": int((changed & (pred.predicted_alone == pred.label)).sum()),
+        **_changed(pred.label, pred.predicted_alone, in_series),
         "accuracy": round(float((pred.predicted == pred.label).mean()), 4),
+        "accuracy_series_context": round(float((in_series == pred.label).mean()), 4),
         "accuracy_volume_alone": round(float((pred.predicted_alone == pred.label).mean()), 4),
+        "grid_context": _changed(pred.label, in_series, pred.predicted),
+    }
+
+
+def _changed(label: pd.Series, before: pd.Series, after: pd.Series) -> dict:
+    changed = before != after
+    return {
+        "answers_changed": int(changed.sum()),
+        "changed_to_right": int((changed & (after == label)).sum()),
+        "changed_to_wrong": int((changed & (before == label)).sum()),
     }
 
 

@@ -8,7 +8,15 @@ from helpers import tiny_model_dir
 from mrseq.cli import main
 from mrseq.evaluate import predict_table
 from mrseq.ingest import ingest
-from mrseq.predict import ONE_PER_SERIES, Predictor, context_note, in_series_context
+from mrseq.predict import (
+    ONE_PER_SERIES,
+    Predictor,
+    context_note,
+    grid_key,
+    grid_note,
+    in_grid_context,
+    in_series_context,
+)
 from mrseq.simulate import simulate_cohort
 
 
@@ -55,6 +63,29 @@ def test_predictor_equals_evaluate_for_the_same_volumes(study):
     assert (repeated[[f"p_{c}" for c in ONE_PER_SERIES]].to_numpy() == 0).all()
     alone = evaluated[~evaluated.in_repeated_series]
     assert (alone[[f"p_{c}" for c in ONE_PER_SERIES]].to_numpy() > 0).all()
+
+
+def test_both_paths_key_the_grid_context_alike(study):
+    """The grid key from the DICOM headers (predict, HTTP, classify) equals the one evaluation
+    makes from the ingested table and saved volume, and an ADC map shares its DWI's grid."""
+    from mrseq.dicom import load_volume, scan
+    from mrseq.evaluate import _grid_key
+    from mrseq.ingest import load_saved_volume
+    from mrseq.predict import volume_grid_key
+
+    root, table, _, _ = study
+    from_headers = {
+        g.volume_id: volume_grid_key(load_volume(g))
+        for g in scan([root / "raw"]).groups
+        if not g.error
+    }
+    rows = list(table.itertuples())
+    saved = [load_saved_volume(root / "interim" / r.file) for r in rows]
+    keys = [_grid_key(r, a.shape, m) for r, (a, m) in zip(rows, saved, strict=True)]
+    assert keys == [from_headers[r.volume_id] for r in rows]
+    adc = [k for k, r in zip(keys, rows, strict=True) if r.header_hint == "ADC"]
+    dwi = {k for k, r in zip(keys, rows, strict=True) if str(r.header_hint).startswith("DWI")}
+    assert any(k in dwi for k in adc)  # (another map may carry an ADC-like description)
 
 
 def test_series_context_rules_out_one_volume_classes_for_repeated_slabs():
@@ -178,5 +209,66 @@ def test_the_report_says_what_the_series_context_changed():
         "changed_to_right": 1,
         "changed_to_wrong": 0,
         "accuracy": 0.75,
+        "accuracy_series_context": 0.75,
         "accuracy_volume_alone": 0.5,
+        "grid_context": {"answers_changed": 0, "changed_to_right": 0, "changed_to_wrong": 0},
     }
+    # the grid context's changes are counted apart from the series context's
+    pred["predicted_in_series"] = ["T2WI_fs", "DWI_High", "T2WI_fs", "DWI_High"]
+    report = series_context(pred)
+    assert report["answers_changed"] == 1 and report["changed_to_right"] == 0
+    assert report["accuracy_series_context"] == 0.5
+    assert report["grid_context"] == {
+        "answers_changed": 1,
+        "changed_to_right": 1,
+        "changed_to_wrong": 0,
+    }
+
+
+CLASSES = ["T2WI_nan", "T2WI_fs", "DWI_Low", "DWI_High", "ADC", "other"]
+
+
+def test_a_series_on_the_grid_of_a_diffusion_series_is_decided_with_it():
+    """b=50 stored as its own series looks like T2WI_fs alone; its b=1400 and ADC twins on the
+    very same grid make it diffusion. Twins with no diffusion reading (Dixon water beside
+    in-phase, T1 beside T2), one series alone, and volumes without a study are left alone."""
+    probs = np.array(
+        [
+            [0.05, 0.55, 0.35, 0.0, 0.0, 0.05],  # b=50, a series of its own
+            [0.0, 0.02, 0.08, 0.85, 0.0, 0.05],  # b=1400, another series, the same grid
+            [0.0, 0.02, 0.0, 0.03, 0.9, 0.05],  # the ADC map, a third series, the same grid
+            [0.1, 0.8, 0.05, 0.0, 0.0, 0.05],  # Dixon water ...
+            [0.85, 0.1, 0.0, 0.0, 0.0, 0.05],  # ... and in-phase, on one grid
+            [0.05, 0.55, 0.35, 0.0, 0.0, 0.05],  # the b=50 pixels on a grid of their own
+            [0.05, 0.55, 0.35, 0.0, 0.0, 0.05],  # ... and without a study (NIfTI)
+        ]
+    )
+    grids = ["dwi", "dwi", "dwi", "dixon", "dixon", "t2", None]
+    series = ["b50", "b1400", "adc", "water", "in_phase", "t2", None]
+    out = in_grid_context(CLASSES, probs, grids, series)
+    t2 = 0.60 * 0.02 * 0.02
+    rest = 0.40 * 0.98 * 0.98
+    np.testing.assert_allclose(out[0, :2], probs[0, :2] / 0.60 * t2 / (t2 + rest))
+    np.testing.assert_allclose(out[0, 2:], probs[0, 2:] / 0.40 * rest / (t2 + rest))
+    assert CLASSES[out[0].argmax()] == "DWI_Low"
+    np.testing.assert_allclose(out.sum(axis=1), 1.0)
+    np.testing.assert_array_equal(out[3:], probs[3:])
+    assert grid_note(CLASSES, probs[0], out[0]) and grid_note(CLASSES, probs[1], out[1]) == []
+
+
+def test_volumes_of_one_series_alone_on_a_grid_are_the_series_context_s_business():
+    probs = np.array([[0.05, 0.55, 0.35, 0.0, 0.0, 0.05], [0.0, 0.02, 0.08, 0.85, 0.0, 0.05]])
+    out = in_grid_context(CLASSES, probs, ["g", "g"], [("s", "M"), ("s", "M")])
+    np.testing.assert_array_equal(out, probs)
+
+
+def test_grid_key_is_equal_only_for_one_study_matrix_and_placement():
+    affine = np.diag([1.2, 1.2, 4.0, 1.0])
+    affine[:3, 3] = [-100.04, -80.0, 12.0]
+    moved = affine.copy()
+    moved[2, 3] = 16.0  # the next slab
+    assert grid_key("s", (96, 96, 20), affine) == grid_key("s", (96, 96, 20), affine + 1e-3)
+    assert grid_key("s", (96, 96, 20), affine) != grid_key("s", (96, 96, 20), moved)
+    assert grid_key("s", (96, 96, 20), affine) != grid_key("t", (96, 96, 20), affine)
+    assert grid_key("s", (96, 96, 20), affine) != grid_key("s", (96, 96, 19), affine)
+    assert grid_key(None, (96, 96, 20), affine) is None and grid_key("", (96, 96), affine) is None
