@@ -4,6 +4,7 @@ CIs, breakdowns by vendor, field strength and plane, confusion matrix, calibrati
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,14 @@ from tqdm import tqdm
 
 from mrseq import metrics
 from mrseq.ingest import load_saved_volume
-from mrseq.predict import Predictor, grid_key, in_grid_context, in_series_context, repeated
+from mrseq.predict import (
+    Predictor,
+    grid_key,
+    in_adc_context,
+    in_grid_context,
+    in_series_context,
+    repeated,
+)
 from mrseq.sequences import CLASSES, OTHER, UNKNOWN
 
 BAND = (300.0, 700.0)  # DWI b-values near the 500 boundary, reported apart
@@ -38,7 +46,8 @@ def predict_table(
     alone, distances = np.concatenate(probs), np.concatenate(distances)
     keys = [_context_key(r) for r in rows]
     in_series = in_series_context(predictor.classes, alone, keys)
-    probs = in_grid_context(predictor.classes, in_series, grids, keys)
+    in_grid = in_grid_context(predictor.classes, in_series, grids, keys)
+    probs = in_adc_context(predictor.classes, in_grid, grids, _pixels(interim, rows))
     out = table.copy()
     for i, name in enumerate(predictor.classes):
         out[f"p_{name}"] = probs[:, i]
@@ -46,6 +55,7 @@ def predict_table(
     out["in_repeated_series"] = repeated(keys)
     out["predicted_alone"] = [predictor.classes[i] for i in alone.argmax(1)]
     out["predicted_in_series"] = [predictor.classes[i] for i in in_series.argmax(1)]
+    out["predicted_in_grid"] = [predictor.classes[i] for i in in_grid.argmax(1)]
     out["confidence"] = probs.max(1)
     out["distance"] = distances
     # what a user is told: the unknown gates applied (evaluation of the six outputs uses argmax),
@@ -56,6 +66,16 @@ def predict_table(
     ]
     out["answer"] = np.where(out["unknown_by"] != "", UNKNOWN, out["predicted"])
     return out
+
+
+def _pixels(interim: Path, rows: list):
+    """i -> volume i's pixels, read again from interim/ (a grid group at a time: a small cache)."""
+
+    @lru_cache(maxsize=8)
+    def pixels(i: int) -> np.ndarray:
+        return load_saved_volume(interim / rows[i].file)[0]
+
+    return pixels
 
 
 def _grid_key(row, shape, affine):
@@ -200,19 +220,22 @@ def report(
 
 
 def series_context(pred: pd.DataFrame) -> dict:
-    """What the series context (mrseq.predict.in_series_context) and then the grid context
-    (in_grid_context) did: six-class accuracy of the argmax with both, with the series context
-    alone and of each volume alone, and the answers each changed."""
+    """What the series context (mrseq.predict.in_series_context), then the grid context
+    (in_grid_context), then the ADC evidence (in_adc_context) did: six-class accuracy of the
+    argmax with all, with the series context alone and of each volume alone, and the answers
+    each changed."""
     if "predicted_alone" not in pred:
         return {}
     in_series = pred.get("predicted_in_series", pred.predicted)
+    in_grid = pred.get("predicted_in_grid", pred.predicted)
     return {
         "volumes_in_repeated_series": int(pred.in_repeated_series.sum()),
         **_changed(pred.label, pred.predicted_alone, in_series),
         "accuracy": round(float((pred.predicted == pred.label).mean()), 4),
         "accuracy_series_context": round(float((in_series == pred.label).mean()), 4),
         "accuracy_volume_alone": round(float((pred.predicted_alone == pred.label).mean()), 4),
-        "grid_context": _changed(pred.label, in_series, pred.predicted),
+        "grid_context": _changed(pred.label, in_series, in_grid),
+        "adc_evidence": _changed(pred.label, in_grid, pred.predicted),
     }
 
 

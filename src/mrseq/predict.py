@@ -47,6 +47,16 @@ SERIES_FAMILIES = (("DWI_Low", "DWI_High"), ("other",))
 # clean evidence; the test split, not read for it: 2 answers changed, both to right.
 GRID_FAMILIES = (("T2WI_nan", "T2WI_fs"), ("DWI_Low", "DWI_High", "ADC", "other"))
 DIFFUSION = ("DWI_Low", "DWI_High", "ADC")
+# An ADC map is the fit of its own DWI images: voxel by voxel it rises with log(S_low / S_high).
+# Where a grid group holds a volume read as low b and another read as high b, the rank
+# correlation of each other member with that log ratio (over the brighter 40 % of the low-b
+# image) says whether it is this acquisition's ADC map, whatever the vendor's scaling, units,
+# clipping or background; an eADC or calculated image falls with it instead. It enters as a
+# likelihood ratio on ADC, odds(ADC | rho) / odds(ADC), from a logistic fit on a separately
+# seeded cohort (`python bench/adc_evidence.py`, README, 2026-12-07): a no-vendor-trust check.
+ADC_EVIDENCE = {"intercept": -2.0, "slope": 6.175, "base_log_odds": 0.544}  # 49 volumes, seed 9100
+ADC_FOREGROUND = 60  # percentile of the low-b image above which voxels count
+ADC_SAMPLES = 50_000  # voxels per correlation (a fixed stride, reproducible)
 
 
 def repeated(keys: list) -> np.ndarray:
@@ -83,6 +93,63 @@ def in_grid_context(classes: list[str], probs: np.ndarray, grids: list, series: 
         spanned = {s for s, m in zip(series, members, strict=True) if m and s is not None}
         if len(spanned) > 1 and np.isin(probs[members].argmax(1), diffusion).any():
             probs[members] = _one_family(probs[members], families)
+    return probs
+
+
+def adc_correlations(probs: np.ndarray, classes: list[str], grids: list, array) -> dict:
+    """{member: rho} for the members of each grid group that hold a volume read as DWI_Low and
+    another read as DWI_High: each other member's rank correlation with log(S_low / S_high),
+    the best over the group's high-b readings (none where it is itself the only one).
+    `array(i)` gives volume i's pixels (loaded only for such groups)."""
+    reads = probs.argmax(1)
+    low, high = classes.index("DWI_Low"), classes.index("DWI_High")
+    out = {}
+    for key in {k for k in grids if k is not None}:
+        members = [i for i, k in enumerate(grids) if k == key]
+        lows = [i for i in members if reads[i] == low]
+        highs = [i for i in members if reads[i] == high]
+        if not lows or not highs or len(members) < 3:
+            continue
+        lo = max(lows, key=lambda i: probs[i, low])
+        for m in members:
+            others = [k for k in highs if k != m]
+            if m != lo and others:
+                rhos = [_rank_correlation(array(m), array(lo), array(k)) for k in others]
+                out[m] = max(rhos)
+    return out
+
+
+def _rank_correlation(volume: np.ndarray, low_b: np.ndarray, high_b: np.ndarray) -> float:
+    """Spearman correlation of `volume` with log(low_b / high_b) over low_b's bright voxels."""
+    from scipy.stats import spearmanr
+
+    bright = np.flatnonzero(low_b.ravel() > np.percentile(low_b, ADC_FOREGROUND))
+    bright = bright[:: max(1, len(bright) // ADC_SAMPLES)]
+    floor = np.float32(1e-3 * max(float(np.abs(low_b).max()), 1e-6))
+    ratio = np.log(np.maximum(low_b.ravel()[bright], floor)) - np.log(
+        np.maximum(high_b.ravel()[bright], floor)
+    )
+    values = volume.ravel()[bright]
+    if len(bright) < 10 or values.std() == 0 or ratio.std() == 0:
+        return 0.0
+    return float(spearmanr(values, ratio).statistic)
+
+
+def adc_likelihood_ratio(rho: float) -> float:
+    """odds(ADC | rho) / odds(ADC) from ADC_EVIDENCE's logistic fit."""
+    e = ADC_EVIDENCE
+    return float(np.exp(e["intercept"] + e["slope"] * rho - e["base_log_odds"]))
+
+
+def in_adc_context(classes: list[str], probs: np.ndarray, grids: list, array) -> np.ndarray:
+    """Probabilities with each `adc_correlations` member's ADC odds times its likelihood
+    ratio (the rest renormalised); everything else unchanged."""
+    probs = np.array(probs, copy=True)
+    adc = classes.index("ADC")
+    for i, rho in adc_correlations(probs, classes, grids, array).items():
+        weights = np.ones(len(classes))
+        weights[adc] = adc_likelihood_ratio(rho)
+        probs[i] = probs[i] * weights / max(float((probs[i] * weights).sum()), 1e-12)
     return probs
 
 
@@ -138,6 +205,18 @@ def grid_note(classes: list[str], before: np.ndarray, after: np.ndarray) -> list
     return [
         f"another series of its study lies on exactly its grid and reads as diffusion, so T2 or "
         f"not is decided with it: {now}, where its series alone said {was}"
+    ]
+
+
+def adc_note(classes: list[str], before: np.ndarray, after: np.ndarray) -> list[str]:
+    """The warning a record carries when the ADC evidence changed its answer."""
+    was, now = classes[int(np.argmax(before))], classes[int(np.argmax(after))]
+    if was == now:
+        return []
+    verb = "rise" if now == "ADC" else "do not rise"
+    return [
+        f"on its grid lie a low-b and a high-b image, and its pixels {verb} with their log "
+        f"ratio as an ADC map's must: {now}, where it read {was}"
     ]
 
 
@@ -225,28 +304,29 @@ class Predictor:
             self.classes, probs, volume, warnings, self.version, self.gates(), distance
         )
 
-    def in_context(self, probs: np.ndarray, volumes: list) -> tuple[np.ndarray, np.ndarray]:
-        """(`in_series_context`, then `in_grid_context` on top) for volumes (mrseq.dicom.Volume,
-        or None for bare arrays)."""
+    def in_context(self, probs: np.ndarray, volumes: list) -> list[np.ndarray]:
+        """[`in_series_context`, then `in_grid_context`, then `in_adc_context`], each on top of
+        the one before, for volumes (mrseq.dicom.Volume, or None for bare arrays)."""
         series = [context_key(v) for v in volumes]
         in_series = in_series_context(self.classes, probs, series)
         grids = [volume_grid_key(v) for v in volumes]
-        return in_series, in_grid_context(self.classes, in_series, grids, series)
+        in_grid = in_grid_context(self.classes, in_series, grids, series)
+        pixels = in_adc_context(self.classes, in_grid, grids, lambda i: volumes[i].array)
+        return [in_series, in_grid, pixels]
 
     def records(self, volumes: list, probs, distances, warnings: list[list[str]]) -> list[dict]:
-        """One record per volume, the series and grid contexts applied (and said where they
-        decided)."""
-        in_series, together = self.in_context(probs, volumes)
-        rows = zip(volumes, probs, in_series, together, distances, warnings, strict=True)
-        return [
-            self.record(
-                v,
-                p,
-                w + context_note(self.classes, alone, s) + grid_note(self.classes, s, p),
-                d,
-            )
-            for v, alone, s, p, d, w in rows
-        ]
+        """One record per volume, the series and grid contexts and the ADC evidence applied (and
+        said where they decided)."""
+        steps = self.in_context(probs, volumes)
+        notes = (context_note, grid_note, adc_note)
+        out = []
+        for i, (v, d, w) in enumerate(zip(volumes, distances, warnings, strict=True)):
+            chain = [probs[i]] + [step[i] for step in steps]
+            said = [
+                n(self.classes, a, b) for n, a, b in zip(notes, chain[:-1], chain[1:], strict=True)
+            ]
+            out.append(self.record(v, chain[-1], w + sum(said, []), d))
+        return out
 
     def predict_volumes(self, volumes: list[Volume]) -> list[dict]:
         probs, distances = self.predict_outputs([(v.array, v.affine) for v in volumes])

@@ -11,9 +11,13 @@ from mrseq.ingest import ingest
 from mrseq.predict import (
     ONE_PER_SERIES,
     Predictor,
+    adc_correlations,
+    adc_likelihood_ratio,
+    adc_note,
     context_note,
     grid_key,
     grid_note,
+    in_adc_context,
     in_grid_context,
     in_series_context,
 )
@@ -212,6 +216,7 @@ def test_the_report_says_what_the_series_context_changed():
         "accuracy_series_context": 0.75,
         "accuracy_volume_alone": 0.5,
         "grid_context": {"answers_changed": 0, "changed_to_right": 0, "changed_to_wrong": 0},
+        "adc_evidence": {"answers_changed": 0, "changed_to_right": 0, "changed_to_wrong": 0},
     }
     # the grid context's changes are counted apart from the series context's
     pred["predicted_in_series"] = ["T2WI_fs", "DWI_High", "T2WI_fs", "DWI_High"]
@@ -272,3 +277,65 @@ def test_grid_key_is_equal_only_for_one_study_matrix_and_placement():
     assert grid_key("s", (96, 96, 20), affine) != grid_key("t", (96, 96, 20), affine)
     assert grid_key("s", (96, 96, 20), affine) != grid_key("s", (96, 96, 19), affine)
     assert grid_key(None, (96, 96, 20), affine) is None and grid_key("", (96, 96), affine) is None
+
+
+def _diffusion_group(seed: int = 0):
+    """Pixels of one acquisition on one grid: b=50 and b=1000 images, its ADC map (vendor
+    units), an eADC (exp(-b ADC)) and an unrelated T1-like image."""
+    rng = np.random.default_rng(seed)
+    adc = rng.uniform(0.5e-3, 3e-3, (24, 24, 6)).astype(np.float32)
+    s0 = rng.uniform(200, 1000, adc.shape).astype(np.float32)
+    low, high = s0 * np.exp(-50 * adc), s0 * np.exp(-1000 * adc)
+    noise = rng.normal(0, 2, (5, *adc.shape)).astype(np.float32)
+    arrays = [low, high, adc * 1e6, np.exp(-1000 * adc) * 4095, rng.uniform(0, 1, adc.shape)]
+    return [a + n for a, n in zip(arrays, noise, strict=True)]
+
+
+def test_an_adc_map_rises_with_the_log_ratio_of_its_own_dwi_images():
+    arrays = _diffusion_group()
+    probs = np.array(
+        [
+            [0.0, 0.1, 0.8, 0.1, 0.0, 0.0],  # b=50
+            [0.0, 0.0, 0.1, 0.8, 0.1, 0.0],  # b=1000
+            [0.0, 0.0, 0.0, 0.1, 0.3, 0.6],  # the ADC map, read "other"
+            [0.0, 0.0, 0.0, 0.1, 0.6, 0.3],  # the eADC, read "ADC"
+            [0.0, 0.0, 0.0, 0.0, 0.2, 0.8],  # a T1 on the same grid
+        ]
+    )
+    rho = adc_correlations(probs, CLASSES, ["g"] * 5, lambda i: arrays[i])
+    assert set(rho) == {2, 3, 4}  # the low-b image is the reference, the high-b has no other
+    assert rho[2] > 0.95 and rho[3] < -0.95 and abs(rho[4]) < 0.2
+    # nothing to compare with: no low-b reading, or another grid
+    assert adc_correlations(probs[1:], CLASSES, ["g"] * 4, lambda i: arrays[i + 1]) == {}
+    assert adc_correlations(probs, CLASSES, ["a", "a", "b", "b", "b"], lambda i: arrays[i]) == {}
+
+
+def test_the_adc_evidence_moves_only_the_adc_odds(monkeypatch):
+    from mrseq import predict
+
+    monkeypatch.setattr(
+        predict, "ADC_EVIDENCE", {"intercept": -3.0, "slope": 8.0, "base_log_odds": -1.0}
+    )
+    arrays = _diffusion_group()
+    probs = np.array(
+        [
+            [0.0, 0.1, 0.8, 0.1, 0.0, 0.0],
+            [0.0, 0.0, 0.1, 0.8, 0.1, 0.0],
+            [0.0, 0.0, 0.0, 0.1, 0.3, 0.6],
+            [0.0, 0.0, 0.0, 0.1, 0.6, 0.3],
+            [0.0, 0.0, 0.0, 0.0, 0.2, 0.8],
+        ]
+    )
+    rho = adc_correlations(probs, CLASSES, ["g"] * 5, lambda i: arrays[i])
+    out = in_adc_context(CLASSES, probs, ["g"] * 5, lambda i: arrays[i])
+    np.testing.assert_array_equal(out[:2], probs[:2])  # the references are left as they were
+    for i in (2, 3, 4):
+        ratio = np.exp(-3.0 + 8.0 * rho[i] + 1.0)
+        weights = np.where(np.arange(6) == 4, ratio, 1.0)
+        np.testing.assert_allclose(out[i], probs[i] * weights / (probs[i] * weights).sum())
+    assert [CLASSES[i] for i in out[2:].argmax(1)] == ["ADC", "other", "other"]
+    assert adc_note(CLASSES, probs[2], out[2]) and adc_note(CLASSES, probs[4], out[4]) == []
+
+
+def test_the_committed_adc_evidence_has_the_physics_sign():
+    assert adc_likelihood_ratio(0.95) > 3 and adc_likelihood_ratio(-0.9) < 0.3
