@@ -299,7 +299,9 @@ def _add_classify(sub) -> None:
     p = sub.add_parser(
         "classify",
         help="send each series under PATH to a running server and report",
-        description="Walks PATH, zips each series in memory, posts it to URL/predictions/mrseq "
+        description="Walks PATH, zips each series in memory (series of a study on exactly one "
+        "grid, such as per-b-value DWI series and their ADC, together), posts it to "
+        "URL/predictions/mrseq "
         "and prints one record per volume; disagreements with the headers are flagged, files "
         "and series that could not be classified are listed. Exit codes: 0 every series "
         "classified, 1 nothing to classify, 3 server unreachable or not answering within "

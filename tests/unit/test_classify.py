@@ -80,3 +80,39 @@ def test_the_not_dicom_reason_is_the_one_the_reader_gives(tmp_path):
 
     (tmp_path / "notes.txt").write_text("hello")
     assert read_instance(str(tmp_path / "notes.txt")) == NOT_DICOM
+
+
+def test_series_on_one_grid_travel_in_one_request(tmp_path):
+    """Per-b-value DWI series and their ADC share a grid: one zip, so the server reads them
+    together (grid context, ADC evidence); a series on another grid is a request of its own."""
+    import io
+    import zipfile
+
+    from mrseq.serving.client import series_zips
+    from mrseq.simulate import simulate_cohort
+
+    simulate_cohort(tmp_path, n_patients=2, seed=5, resolution_scale=0.3, progress=False)
+    zips, _ = series_zips(tmp_path)
+    series_per_zip = [
+        len({pydicom_series(z, name) for name in z.namelist()})
+        for z in (zipfile.ZipFile(io.BytesIO(body)) for _, body in zips)
+    ]
+    assert max(series_per_zip) >= 2  # patient 0: a b=200 series and its ADC on one grid
+    merged = [name for (name, _), n in zip(zips, series_per_zip, strict=True) if n > 1]
+    assert any("ADC" in name and "DWI" in name for name in merged)
+    assert sum(series_per_zip) == len(
+        {pydicom_series_of(f) for f in tmp_path.rglob("*.dcm")}
+    )  # every series sent exactly once
+
+
+def pydicom_series(archive, name: str) -> str:
+    import pydicom
+
+    with archive.open(name) as f:
+        return pydicom.dcmread(f, stop_before_pixels=True).SeriesInstanceUID
+
+
+def pydicom_series_of(path) -> str:
+    import pydicom
+
+    return pydicom.dcmread(path, stop_before_pixels=True).SeriesInstanceUID

@@ -19,29 +19,64 @@ log = logging.getLogger(__name__)
 
 def series_zips(path: str | os.PathLike) -> tuple[list[tuple[str, bytes]], dict[str, str]]:
     """(series description, in-memory zip of its files) for each series under path, and the
-    files that could not be used with the reason (nothing is dropped silently)."""
+    files that could not be used with the reason (nothing is dropped silently).
+
+    Series of one study on exactly one grid (per-b-value DWI series, their ADC and eADC) go in
+    one zip, so the server reads them together (mrseq.predict's grid context and ADC evidence);
+    every other series is a request of its own, small and failing alone."""
     from mrseq.dicom import list_files, read_instance
 
     files, _ = list_files([path])
     by_series: dict[str, list[str]] = {}
     names: dict[str, str] = {}
+    grids: dict[str, set] = {}
     skipped: dict[str, str] = {}
     for f in files:
         inst = read_instance(f)
         if isinstance(inst, str):
             skipped[os.path.relpath(f, path) if os.path.isdir(path) else f] = inst
             continue
-        inst = inst[0] if isinstance(inst, list) else inst  # a multi-frame file: one series
+        frames = inst if isinstance(inst, list) else [inst]  # a multi-frame file: one series
+        inst = frames[0]
         by_series.setdefault(inst.series_uid, []).append(f)
         names[inst.series_uid] = str(inst.ds.get("SeriesDescription", ""))
+        grids.setdefault(inst.series_uid, set()).update(_slice_key(i) for i in frames)
     out = []
-    for uid, members in sorted(by_series.items()):
+    for uids in _same_grid(grids):
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+            members = [f for uid in uids for f in by_series[uid]]
             for n, f in enumerate(members):
                 z.write(f, f"{n:05d}.dcm")
-        out.append((names[uid] or uid, buf.getvalue()))
+        out.append((" + ".join(names[uid] or uid for uid in uids), buf.getvalue()))
     return out, skipped
+
+
+def _slice_key(inst) -> tuple:
+    """What one image says about its series' grid: study, matrix, pixel size, orientation and
+    slice position (to 0.1 mm); an image without them keys its series alone."""
+    study = str(inst.ds.get("StudyInstanceUID", ""))
+    if not study or inst.position is None or inst.orientation is None:
+        return ("series", inst.series_uid)
+
+    def rounded(values):
+        return None if values is None else tuple(round(float(v), 1) + 0.0 for v in values)
+
+    return (
+        study,
+        tuple(inst.shape),
+        rounded(inst.ds.get("PixelSpacing")),
+        rounded(inst.orientation),
+        rounded(inst.position),
+    )
+
+
+def _same_grid(grids: dict[str, set]) -> list[list[str]]:
+    """Series UIDs grouped where their sets of slice keys are equal (sorted, deterministic)."""
+    groups: dict[frozenset, list[str]] = {}
+    for uid in sorted(grids):
+        groups.setdefault(frozenset(grids[uid]), []).append(uid)
+    return sorted(groups.values())
 
 
 def post(
