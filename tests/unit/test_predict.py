@@ -339,3 +339,16 @@ def test_the_adc_evidence_moves_only_the_adc_odds(monkeypatch):
 
 def test_the_committed_adc_evidence_has_the_physics_sign():
     assert adc_likelihood_ratio(0.95) > 3 and adc_likelihood_ratio(-0.9) < 0.3
+
+
+def test_a_t2_on_the_grid_of_a_clear_diffusion_series_loses_confidence_not_its_answer():
+    """The known limit, pinned: beside one clear twin the readings tie and the T2 keeps its
+    argmax at a much lower confidence; beside several clear twins it is outvoted."""
+    t2 = [0.95, 0.01, 0.01, 0.01, 0.01, 0.01]
+    adc = [0.01, 0.01, 0.01, 0.01, 0.95, 0.01]
+    high = [0.01, 0.01, 0.01, 0.95, 0.01, 0.01]
+    one = in_grid_context(CLASSES, np.array([t2, adc]), ["g", "g"], ["t2", "adc"])
+    assert one[0].argmax() == 0 and one[0].max() < 0.5
+    several = np.array([t2, adc, high, high])
+    out = in_grid_context(CLASSES, several, ["g"] * 4, ["t2", "adc", "b1", "b2"])
+    assert out[0].argmax() != 0
