@@ -2,12 +2,13 @@
 
 An ADC map is the fit of its own DWI images, so voxel by voxel it rises with log(S_low / S_high)
 of the low- and high-b images on its grid (`mrseq.predict.adc_correlations`). This script reads
-a cohort through the exported Predictor with that evidence switched off (series and grid context
-on), computes each eligible volume's rank correlation, and fits logit P(ADC | rho) = intercept +
-slope * rho (scikit-learn, unregularised). The printed dict is what ADC_EVIDENCE holds;
-`base_log_odds` is the log odds of ADC among the eligible volumes, so the ratio the Predictor
-applies is odds(ADC | rho) / odds(ADC). Fit it on a cohort of its own (the committed constants:
-seed 9100, `reports/grid_context/unread_cohort.py 9100`), never on the benchmark.
+a cohort through the exported Predictor with the series and grid context (the ADC evidence's
+own input), computes each eligible volume's rank correlation, and fits
+logit P(ADC | rho) = intercept + slope * rho (scikit-learn, unregularised). The printed dict is
+what ADC_EVIDENCE holds; `base_log_odds` is the log odds of ADC among the eligible volumes,
+so the ratio the Predictor applies is odds(ADC | rho) / odds(ADC). Fit it on a cohort of its
+own (the committed constants: seed 9100, `reports/grid_context/unread_cohort.py 9100`), never
+on the benchmark.
 
 Usage: python bench/adc_evidence.py --interim DIR [--model models/mrseq] [--out FILE.json]
 """
@@ -22,31 +23,25 @@ import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
-from mrseq import predict
-from mrseq.evaluate import _grid_key, _pixels, predict_table
-from mrseq.ingest import load_saved_volume
+from mrseq.evaluate import _context_key, _pixels, read_outputs
 from mrseq.layout import LABELLED_CSV
-from mrseq.predict import Predictor, adc_correlations
-
-NEUTRAL = {"intercept": 0.0, "slope": 0.0, "base_log_odds": 0.0}  # a likelihood ratio of 1
+from mrseq.predict import Predictor, adc_correlations, in_grid_context, in_series_context
 
 
 def correlations(predictor: Predictor, interim: Path) -> pd.DataFrame:
-    """One row per eligible volume: its label and rho (the evidence itself switched off)."""
+    """One row per eligible volume: its label, the answer before the ADC evidence, and rho."""
     table = pd.read_csv(interim / LABELLED_CSV)
-    predict.ADC_EVIDENCE = dict(NEUTRAL)
-    pred = predict_table(predictor, interim, table)
-    probs = pred[[f"p_{c}" for c in predictor.classes]].to_numpy()
-    rows = list(pred.itertuples())
-    grids = []
-    for r in rows:
-        array, affine = load_saved_volume(interim / r.file)
-        grids.append(_grid_key(r, array.shape, affine))
+    rows = list(table.itertuples())
+    alone, _, grids = read_outputs(predictor, interim, rows)
+    series = [_context_key(r) for r in rows]
+    in_series = in_series_context(predictor.classes, alone, series)
+    probs = in_grid_context(predictor.classes, in_series, grids, series)
     rhos = adc_correlations(probs, predictor.classes, grids, _pixels(interim, rows))
-    picked = pred.iloc[sorted(rhos)]
-    return picked.assign(rho=[rhos[i] for i in sorted(rhos)])[
-        ["volume_id", "label", "subtype", "predicted", "rho"]
-    ]
+    picked = sorted(rhos)
+    return table.iloc[picked][["volume_id", "label", "subtype"]].assign(
+        predicted=[predictor.classes[int(probs[i].argmax())] for i in picked],
+        rho=[rhos[i] for i in picked],
+    )
 
 
 def fit(rows: pd.DataFrame) -> dict:

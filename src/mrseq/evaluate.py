@@ -13,14 +13,7 @@ from tqdm import tqdm
 
 from mrseq import metrics
 from mrseq.ingest import load_saved_volume
-from mrseq.predict import (
-    Predictor,
-    grid_key,
-    in_adc_context,
-    in_grid_context,
-    in_series_context,
-    repeated,
-)
+from mrseq.predict import Predictor, grid_key, in_contexts, repeated
 from mrseq.sequences import CLASSES, OTHER, UNKNOWN
 
 BAND = (300.0, 700.0)  # DWI b-values near the 500 boundary, reported apart
@@ -33,21 +26,11 @@ def predict_table(
 ) -> pd.DataFrame:
     """Probabilities for each row of an ingested table (volumes read from interim/)."""
     rows = list(table.itertuples())
-    probs, distances, grids = [np.zeros((0, len(predictor.classes)))], [np.zeros(0)], []
-    with tqdm(total=len(rows), desc="evaluate", unit="vol", disable=not progress) as bar:
-        for start in range(0, len(rows), BATCH):
-            part = rows[start : start + BATCH]
-            chunk = [load_saved_volume(interim / r.file) for r in part]
-            p, d = predictor.predict_outputs(chunk, batch_size=BATCH)
-            probs.append(p)
-            distances.append(d)
-            grids += [_grid_key(r, a.shape, m) for r, (a, m) in zip(part, chunk, strict=True)]
-            bar.update(len(chunk))
-    alone, distances = np.concatenate(probs), np.concatenate(distances)
+    alone, distances, grids = read_outputs(predictor, interim, rows, progress)
     keys = [_context_key(r) for r in rows]
-    in_series = in_series_context(predictor.classes, alone, keys)
-    in_grid = in_grid_context(predictor.classes, in_series, grids, keys)
-    probs = in_adc_context(predictor.classes, in_grid, grids, _pixels(interim, rows))
+    in_series, in_grid, probs = in_contexts(
+        predictor.classes, alone, keys, grids, _pixels(interim, rows)
+    )
     out = table.copy()
     for i, name in enumerate(predictor.classes):
         out[f"p_{name}"] = probs[:, i]
@@ -66,6 +49,22 @@ def predict_table(
     ]
     out["answer"] = np.where(out["unknown_by"] != "", UNKNOWN, out["predicted"])
     return out
+
+
+def read_outputs(predictor: Predictor, interim: Path, rows: list, progress: bool = True):
+    """(probabilities of each volume alone, feature distances, `grid_key`s) for ingested rows,
+    each volume read once from interim/."""
+    probs, distances, grids = [np.zeros((0, len(predictor.classes)))], [np.zeros(0)], []
+    with tqdm(total=len(rows), desc="evaluate", unit="vol", disable=not progress) as bar:
+        for start in range(0, len(rows), BATCH):
+            part = rows[start : start + BATCH]
+            chunk = [load_saved_volume(interim / r.file) for r in part]
+            p, d = predictor.predict_outputs(chunk, batch_size=BATCH)
+            probs.append(p)
+            distances.append(d)
+            grids += [_grid_key(r, a.shape, m) for r, (a, m) in zip(part, chunk, strict=True)]
+            bar.update(len(chunk))
+    return np.concatenate(probs), np.concatenate(distances), grids
 
 
 def _pixels(interim: Path, rows: list):

@@ -66,6 +66,15 @@ def repeated(keys: list) -> np.ndarray:
     return np.array([k is not None and counts[k] > 1 for k in keys], dtype=bool)
 
 
+def _groups(keys: list) -> list[list[int]]:
+    """Indices sharing each key (None is no key), in order of first appearance."""
+    out: dict = {}
+    for i, k in enumerate(keys):
+        if k is not None:
+            out.setdefault(k, []).append(i)
+    return list(out.values())
+
+
 def in_series_context(classes: list[str], probs: np.ndarray, keys: list) -> np.ndarray:
     """Probabilities with ONE_PER_SERIES ruled out (and the rest renormalised) for the volumes
     whose series holds another volume of the same image type, then in each such series every
@@ -77,8 +86,7 @@ def in_series_context(classes: list[str], probs: np.ndarray, keys: list) -> np.n
     probs[rows] = _without(probs[rows], [classes.index(c) for c in ONE_PER_SERIES if c in classes])
     families = [[classes.index(c) for c in f if c in classes] for f in SERIES_FAMILIES]
     families = [f for f in families if f]
-    for key in {k for k, r in zip(keys, rows, strict=True) if r}:
-        members = np.array([k == key for k in keys]) & rows
+    for members in _groups([k if r else None for k, r in zip(keys, rows, strict=True)]):
         probs[members] = _one_family(probs[members], families)
     return probs
 
@@ -89,9 +97,8 @@ def in_grid_context(classes: list[str], probs: np.ndarray, grids: list, series: 
     probs = np.array(probs, copy=True)
     families = [[classes.index(c) for c in f if c in classes] for f in GRID_FAMILIES]
     diffusion = [classes.index(c) for c in DIFFUSION if c in classes]
-    for key in {k for k in grids if k is not None}:
-        members = np.array([k == key for k in grids])
-        spanned = {s for s, m in zip(series, members, strict=True) if m and s is not None}
+    for members in _groups(grids):
+        spanned = {series[i] for i in members if series[i] is not None}
         if len(spanned) > 1 and np.isin(probs[members].argmax(1), diffusion).any():
             probs[members] = _one_family(probs[members], families)
     return probs
@@ -105,33 +112,40 @@ def adc_correlations(probs: np.ndarray, classes: list[str], grids: list, array) 
     reads = probs.argmax(1)
     low, high = classes.index("DWI_Low"), classes.index("DWI_High")
     out = {}
-    for key in {k for k in grids if k is not None}:
-        members = [i for i, k in enumerate(grids) if k == key]
+    for members in _groups(grids):
         lows = [i for i in members if reads[i] == low]
         highs = [i for i in members if reads[i] == high]
         if not lows or not highs or len(members) < 3:
             continue
         lo = max(lows, key=lambda i: probs[i, low])
+        bright = _bright_voxels(array(lo))
+        ratios = {k: _log_ratio(array(lo), array(k), bright) for k in highs}
         for m in members:
             others = [k for k in highs if k != m]
             if m != lo and others:
-                rhos = [_rank_correlation(array(m), array(lo), array(k)) for k in others]
-                out[m] = max(rhos)
+                values = array(m).ravel()[bright]
+                out[m] = max(_rank_correlation(values, ratios[k]) for k in others)
     return out
 
 
-def _rank_correlation(volume: np.ndarray, low_b: np.ndarray, high_b: np.ndarray) -> float:
-    """Spearman correlation of `volume` with log(low_b / high_b) over low_b's bright voxels."""
+def _bright_voxels(low_b: np.ndarray) -> np.ndarray:
+    """Flat indices of the low-b image's brighter voxels, at most ADC_SAMPLES (a fixed stride)."""
+    bright = np.flatnonzero(low_b.ravel() > np.percentile(low_b, ADC_FOREGROUND))
+    return bright[:: max(1, len(bright) // ADC_SAMPLES)]
+
+
+def _log_ratio(low_b: np.ndarray, high_b: np.ndarray, bright: np.ndarray) -> np.ndarray:
+    """log(low_b / high_b) at `bright`, both floored at 1e-3 of the low-b maximum."""
+    floor = np.float32(1e-3 * max(float(np.abs(low_b).max()), 1e-6))
+    low, high = low_b.ravel()[bright], high_b.ravel()[bright]
+    return np.log(np.maximum(low, floor)) - np.log(np.maximum(high, floor))
+
+
+def _rank_correlation(values: np.ndarray, ratio: np.ndarray) -> float:
+    """Spearman correlation of a member's voxels with the log ratio (0 where either is flat)."""
     from scipy.stats import spearmanr
 
-    bright = np.flatnonzero(low_b.ravel() > np.percentile(low_b, ADC_FOREGROUND))
-    bright = bright[:: max(1, len(bright) // ADC_SAMPLES)]
-    floor = np.float32(1e-3 * max(float(np.abs(low_b).max()), 1e-6))
-    ratio = np.log(np.maximum(low_b.ravel()[bright], floor)) - np.log(
-        np.maximum(high_b.ravel()[bright], floor)
-    )
-    values = volume.ravel()[bright]
-    if len(bright) < 10 or values.std() == 0 or ratio.std() == 0:
+    if len(values) < 10 or values.std() == 0 or ratio.std() == 0:
         return 0.0
     return float(spearmanr(values, ratio).statistic)
 
@@ -152,6 +166,14 @@ def in_adc_context(classes: list[str], probs: np.ndarray, grids: list, array) ->
         weights[adc] = adc_likelihood_ratio(rho)
         probs[i] = probs[i] * weights / max(float((probs[i] * weights).sum()), 1e-12)
     return probs
+
+
+def in_contexts(classes: list[str], probs, series: list, grids: list, array) -> list[np.ndarray]:
+    """[`in_series_context`, then `in_grid_context`, then `in_adc_context`], each on top of the
+    one before: what every caller (predict, HTTP, classify, evaluation) applies."""
+    in_series = in_series_context(classes, probs, series)
+    in_grid = in_grid_context(classes, in_series, grids, series)
+    return [in_series, in_grid, in_adc_context(classes, in_grid, grids, array)]
 
 
 def grid_key(study_uid: str | None, shape, affine: np.ndarray):
@@ -198,9 +220,13 @@ def volume_grid_key(volume: Volume | None):
     return grid_key(volume.group.first.get("StudyInstanceUID"), volume.array.shape, volume.affine)
 
 
+def _answers(classes: list[str], before: np.ndarray, after: np.ndarray) -> tuple[str, str]:
+    return classes[int(np.argmax(before))], classes[int(np.argmax(after))]
+
+
 def grid_note(classes: list[str], before: np.ndarray, after: np.ndarray) -> list[str]:
     """The warning a record carries when the grid context changed its answer."""
-    was, now = classes[int(np.argmax(before))], classes[int(np.argmax(after))]
+    was, now = _answers(classes, before, after)
     if was == now:
         return []
     return [
@@ -211,7 +237,7 @@ def grid_note(classes: list[str], before: np.ndarray, after: np.ndarray) -> list
 
 def adc_note(classes: list[str], before: np.ndarray, after: np.ndarray) -> list[str]:
     """The warning a record carries when the ADC evidence changed its answer."""
-    was, now = classes[int(np.argmax(before))], classes[int(np.argmax(after))]
+    was, now = _answers(classes, before, after)
     if was == now:
         return []
     verb = "rise" if now == "ADC" else "do not rise"
@@ -223,7 +249,7 @@ def adc_note(classes: list[str], before: np.ndarray, after: np.ndarray) -> list[
 
 def context_note(classes: list[str], alone: np.ndarray, together: np.ndarray) -> list[str]:
     """The warning a record carries when the series context changed its answer."""
-    before, after = classes[int(np.argmax(alone))], classes[int(np.argmax(together))]
+    before, after = _answers(classes, alone, together)
     if before == after:
         return []
     return [
@@ -309,11 +335,8 @@ class Predictor:
         """[`in_series_context`, then `in_grid_context`, then `in_adc_context`], each on top of
         the one before, for volumes (mrseq.dicom.Volume, or None for bare arrays)."""
         series = [context_key(v) for v in volumes]
-        in_series = in_series_context(self.classes, probs, series)
         grids = [volume_grid_key(v) for v in volumes]
-        in_grid = in_grid_context(self.classes, in_series, grids, series)
-        pixels = in_adc_context(self.classes, in_grid, grids, lambda i: volumes[i].array)
-        return [in_series, in_grid, pixels]
+        return in_contexts(self.classes, probs, series, grids, lambda i: volumes[i].array)
 
     def records(self, volumes: list, probs, distances, warnings: list[list[str]]) -> list[dict]:
         """One record per volume, the series and grid contexts and the ADC evidence applied (and
