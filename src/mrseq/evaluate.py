@@ -28,7 +28,7 @@ def predict_table(
     rows = list(table.itertuples())
     alone, distances, grids = read_outputs(predictor, interim, rows, progress)
     keys = [_context_key(r) for r in rows]
-    in_series, in_grid, probs = in_contexts(
+    in_series, in_grid, in_pairs, probs = in_contexts(
         predictor.classes, alone, keys, grids, _pixels(interim, rows)
     )
     out = table.copy()
@@ -39,6 +39,7 @@ def predict_table(
     out["predicted_alone"] = [predictor.classes[i] for i in alone.argmax(1)]
     out["predicted_in_series"] = [predictor.classes[i] for i in in_series.argmax(1)]
     out["predicted_in_grid"] = [predictor.classes[i] for i in in_grid.argmax(1)]
+    out["predicted_in_pairs"] = [predictor.classes[i] for i in in_pairs.argmax(1)]
     out["confidence"] = probs.max(1)
     out["distance"] = distances
     # what a user is told: the unknown gates applied (evaluation of the six outputs uses argmax),
@@ -220,13 +221,14 @@ def report(
 
 def series_context(pred: pd.DataFrame) -> dict:
     """What the series context (mrseq.predict.in_series_context), then the grid context
-    (in_grid_context), then the ADC evidence (in_adc_context) did: six-class accuracy of the
-    argmax with all, with the series context alone and of each volume alone, and the answers
-    each changed."""
+    (in_grid_context), then the diffusion pairs (in_pair_context), then the ADC evidence
+    (in_adc_context) did: six-class accuracy of the argmax with all, with the series context
+    alone and of each volume alone, and the answers each changed."""
     if "predicted_alone" not in pred:
         return {}
     in_series = pred.get("predicted_in_series", pred.predicted)
     in_grid = pred.get("predicted_in_grid", pred.predicted)
+    in_pairs = pred.get("predicted_in_pairs", in_grid)
     return {
         "volumes_in_repeated_series": int(pred.in_repeated_series.sum()),
         **_changed(pred.label, pred.predicted_alone, in_series),
@@ -234,7 +236,8 @@ def series_context(pred: pd.DataFrame) -> dict:
         "accuracy_series_context": round(float((in_series == pred.label).mean()), 4),
         "accuracy_volume_alone": round(float((pred.predicted_alone == pred.label).mean()), 4),
         "grid_context": _changed(pred.label, in_series, in_grid),
-        "adc_evidence": _changed(pred.label, in_grid, pred.predicted),
+        "diffusion_pairs": _changed(pred.label, in_grid, in_pairs),
+        "adc_evidence": _changed(pred.label, in_pairs, pred.predicted),
     }
 
 

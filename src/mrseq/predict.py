@@ -55,9 +55,27 @@ DIFFUSION = ("DWI_Low", "DWI_High", "ADC")
 # clipping or background; an eADC or calculated image falls with it instead. It enters as a
 # likelihood ratio on ADC, odds(ADC | rho) / odds(ADC), from a logistic fit on a separately
 # seeded cohort (`python bench/adc_evidence.py`, README, 2026-12-07): a no-vendor-trust check.
-ADC_EVIDENCE = {"intercept": -2.0, "slope": 6.175, "base_log_odds": 0.544}  # 49 volumes, seed 9100
+ADC_EVIDENCE = {"intercept": -2.038, "slope": 6.34, "base_log_odds": 0.615}  # 57 volumes, seed 9100
 ADC_FOREGROUND = 60  # percentile of the low-b image above which voxels count
 ADC_SAMPLES = 50_000  # voxels per correlation (a fixed stride, reproducible)
+# An ADC map also names its own DWI images: for two b-values of one acquisition, voxel by voxel
+# log(S_a / S_m) = c + (b_m - b_a) * ADC, and nothing else (S0, the T2 weighting, cancels; c is
+# the series' storage scales). Any other image on the grid breaks that: an eADC or a T2 keeps
+# S0 (the ratio then also rises with log S_a), a DCE phase or T1 follows contrast, not
+# diffusion. So where a grid group holds a volume read as ADC, two other members whose log
+# ratio is a line in that map (R2 >= r2 of the line, |coefficient of log S_a| <= beta, with a
+# b gap of `gap` s/mm2 or more: low, as the map's unit is a guess that can miss a decade) are
+# two DWI images of it, whatever they alone looked like: a whole acquisition read `other` (it
+# looked like nothing seen in training) keeps only its DWI_Low / DWI_High shares. Thresholds
+# set on a separately seeded cohort (seed 9100: 72 ordered DWI pairs passed, no pair with an
+# eADC, DCE phase or anything else; the nearest, a DCE pair, had R2 0.92;
+# `reports/grid_context/dwi_pairs_probe.py`) (README, 2026-12-07, twelfth session).
+DWI_PAIR = {"r2": 0.95, "beta": 0.15, "gap": 10.0}
+TISSUE_ADC = (0.3e-3, 2.5e-3)  # mm2/s: fat below (ADC near 0), free water at high b in noise
+# The ADC map's unit (vendors store 1e-6, 1e-5, 1e-3 mm2/s or mm2/s) is the decade that puts
+# the 90th percentile of its bright voxels here (fat can fill the lower half where a DWI's fat
+# suppression is poor, so not the median).
+UPPER_ADC = 2.0e-3
 
 
 def repeated(keys: list) -> np.ndarray:
@@ -168,12 +186,67 @@ def in_adc_context(classes: list[str], probs: np.ndarray, grids: list, array) ->
     return probs
 
 
+def diffusion_pairs(probs: np.ndarray, classes: list[str], grids: list, array) -> set[int]:
+    """Members of the grid groups holding a volume read as ADC that form a DWI_PAIR with another
+    member (neither read as ADC; either order passes). `array(i)` gives volume i's pixels."""
+    adc = classes.index("ADC")
+    reads, out = probs.argmax(1), set()
+    for members in _groups(grids):
+        maps = [i for i in members if reads[i] == adc]
+        rest = [i for i in members if reads[i] != adc]
+        if not maps or len(rest) < 2:
+            continue
+        adc_map = array(max(maps, key=lambda i: probs[i, adc])).ravel()
+        for a in rest:
+            for m in rest:
+                if m != a and not {a, m} <= out and _dwi_pair(adc_map, array(a), array(m)):
+                    out |= {a, m}
+    return out
+
+
+def _dwi_pair(adc_map: np.ndarray, a: np.ndarray, m: np.ndarray) -> bool:
+    """True where log(a / m) over a's bright tissue voxels is a line in the ADC map, as DWI_PAIR
+    says, with no share of log a."""
+    bright = _bright_voxels(a)
+    x = adc_map[bright].astype(float)
+    positive = x[x > 0]
+    if len(positive) < 100:
+        return False
+    x = x * 10.0 ** np.round(np.log10(UPPER_ADC / np.percentile(positive, 90)))
+    tissue = (x > TISSUE_ADC[0]) & (x < TISSUE_ADC[1])
+    if tissue.sum() < 100:
+        return False
+    y = _log_ratio(a, m, bright)[tissue]
+    floor = 1e-3 * max(float(np.abs(a).max()), 1e-6)
+    log_a = np.log(np.maximum(a.ravel()[bright][tissue], floor))
+    ones = np.ones(len(y))
+    both = np.linalg.lstsq(np.column_stack([ones, x[tissue] * 1e3, log_a]), y, rcond=None)[0]
+    line = np.linalg.lstsq(np.column_stack([ones, x[tissue] * 1e3]), y, rcond=None)[0]
+    residual = y - np.column_stack([ones, x[tissue] * 1e3]) @ line
+    r2 = 1 - float((residual**2).sum()) / max(float(((y - y.mean()) ** 2).sum()), 1e-12)
+    gap = abs(float(both[1])) * 1e3  # s/mm2
+    e = DWI_PAIR
+    return r2 >= e["r2"] and abs(float(both[2])) <= e["beta"] and gap >= e["gap"]
+
+
+def in_pair_context(classes: list[str], probs: np.ndarray, grids: list, array) -> np.ndarray:
+    """Probabilities with everything but DWI_Low and DWI_High ruled out (the two renormalised)
+    for the `diffusion_pairs` members; everything else unchanged."""
+    probs = np.array(probs, copy=True)
+    rows = sorted(diffusion_pairs(probs, classes, grids, array))
+    if rows:
+        keep = [classes.index(c) for c in ("DWI_Low", "DWI_High")]
+        probs[rows] = _without(probs[rows], [i for i in range(len(classes)) if i not in keep])
+    return probs
+
+
 def in_contexts(classes: list[str], probs, series: list, grids: list, array) -> list[np.ndarray]:
-    """[`in_series_context`, then `in_grid_context`, then `in_adc_context`], each on top of the
-    one before: what every caller (predict, HTTP, classify, evaluation) applies."""
+    """[`in_series_context`, `in_grid_context`, `in_pair_context`, `in_adc_context`], each on
+    top of the one before: what every caller (predict, HTTP, classify, evaluation) applies."""
     in_series = in_series_context(classes, probs, series)
     in_grid = in_grid_context(classes, in_series, grids, series)
-    return [in_series, in_grid, in_adc_context(classes, in_grid, grids, array)]
+    in_pairs = in_pair_context(classes, in_grid, grids, array)
+    return [in_series, in_grid, in_pairs, in_adc_context(classes, in_pairs, grids, array)]
 
 
 def grid_key(study_uid: str | None, shape, affine: np.ndarray):
@@ -244,6 +317,17 @@ def adc_note(classes: list[str], before: np.ndarray, after: np.ndarray) -> list[
     return [
         f"on its grid lie a low-b and a high-b image, and its pixels {verb} with their log "
         f"ratio as an ADC map's must: {now}, where it read {was}"
+    ]
+
+
+def pair_note(classes: list[str], before: np.ndarray, after: np.ndarray) -> list[str]:
+    """The warning a record carries when the diffusion pairs changed its answer."""
+    was, now = _answers(classes, before, after)
+    if was == now:
+        return []
+    return [
+        f"on its grid lie an ADC map and another image whose log ratio with it is a line in "
+        f"that map, as for two b-values of one DWI acquisition: {now}, where it read {was}"
     ]
 
 
@@ -332,17 +416,17 @@ class Predictor:
         )
 
     def in_context(self, probs: np.ndarray, volumes: list) -> list[np.ndarray]:
-        """[`in_series_context`, then `in_grid_context`, then `in_adc_context`], each on top of
-        the one before, for volumes (mrseq.dicom.Volume, or None for bare arrays)."""
+        """`in_contexts` (series, grid, diffusion pairs, ADC evidence, each on top of the one
+        before) for volumes (mrseq.dicom.Volume, or None for bare arrays)."""
         series = [context_key(v) for v in volumes]
         grids = [volume_grid_key(v) for v in volumes]
         return in_contexts(self.classes, probs, series, grids, lambda i: volumes[i].array)
 
     def records(self, volumes: list, probs, distances, warnings: list[list[str]]) -> list[dict]:
-        """One record per volume, the series and grid contexts and the ADC evidence applied (and
-        said where they decided)."""
+        """One record per volume, the series and grid contexts, the diffusion pairs and the ADC
+        evidence applied (and said where they decided)."""
         steps = self.in_context(probs, volumes)
-        notes = (context_note, grid_note, adc_note)
+        notes = (context_note, grid_note, pair_note, adc_note)
         out = []
         for i, (v, d, w) in enumerate(zip(volumes, distances, warnings, strict=True)):
             chain = [probs[i]] + [step[i] for step in steps]

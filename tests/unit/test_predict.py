@@ -15,11 +15,14 @@ from mrseq.predict import (
     adc_likelihood_ratio,
     adc_note,
     context_note,
+    diffusion_pairs,
     grid_key,
     grid_note,
     in_adc_context,
     in_grid_context,
+    in_pair_context,
     in_series_context,
+    pair_note,
 )
 from mrseq.simulate import simulate_cohort
 
@@ -216,6 +219,7 @@ def test_the_report_says_what_the_series_context_changed():
         "accuracy_series_context": 0.75,
         "accuracy_volume_alone": 0.5,
         "grid_context": {"answers_changed": 0, "changed_to_right": 0, "changed_to_wrong": 0},
+        "diffusion_pairs": {"answers_changed": 0, "changed_to_right": 0, "changed_to_wrong": 0},
         "adc_evidence": {"answers_changed": 0, "changed_to_right": 0, "changed_to_wrong": 0},
     }
     # the grid context's changes are counted apart from the series context's
@@ -352,3 +356,48 @@ def test_a_t2_on_the_grid_of_a_clear_diffusion_series_loses_confidence_not_its_a
     several = np.array([t2, adc, high, high])
     out = in_grid_context(CLASSES, several, ["g"] * 4, ["t2", "adc", "b1", "b2"])
     assert out[0].argmax() != 0
+
+
+def _acquisition_read_other():
+    """`_diffusion_group`'s images as a net that never saw this acquisition reads them: b=50 and
+    b=1000 look `other`, the ADC map reads ADC, the eADC and the T1-like image `other`."""
+    return np.array(
+        [
+            [0.0, 0.05, 0.25, 0.05, 0.0, 0.65],  # b=50
+            [0.0, 0.0, 0.05, 0.3, 0.05, 0.6],  # b=1000
+            [0.0, 0.0, 0.0, 0.1, 0.8, 0.1],  # the ADC map
+            [0.0, 0.0, 0.0, 0.2, 0.1, 0.7],  # the eADC: keeps S0's share, no pair
+            [0.1, 0.1, 0.1, 0.0, 0.0, 0.7],  # an unrelated image on the grid
+        ]
+    )
+
+
+def test_two_b_values_of_one_acquisition_pair_through_their_adc_map():
+    arrays = _diffusion_group()
+    probs = _acquisition_read_other()
+    assert diffusion_pairs(probs, CLASSES, ["g"] * 5, lambda i: arrays[i]) == {0, 1}
+    out = in_pair_context(CLASSES, probs, ["g"] * 5, lambda i: arrays[i])
+    assert [CLASSES[i] for i in out.argmax(1)] == ["DWI_Low", "DWI_High", "ADC", "other", "other"]
+    np.testing.assert_allclose(out[0], [0, 0, 0.25 / 0.3, 0.05 / 0.3, 0, 0])
+    np.testing.assert_array_equal(out[2:], probs[2:])
+    assert pair_note(CLASSES, probs[0], out[0]) and pair_note(CLASSES, probs[3], out[3]) == []
+    # without a volume read as ADC, or on different grids, nothing pairs
+    no_map = probs.copy()
+    no_map[2] = [0.0, 0.0, 0.0, 0.1, 0.1, 0.8]
+    assert diffusion_pairs(no_map, CLASSES, ["g"] * 5, lambda i: arrays[i]) == set()
+    grids = ["a", "b", "a", "b", "a"]
+    assert diffusion_pairs(probs, CLASSES, grids, lambda i: arrays[i]) == set()
+
+
+def test_two_phases_of_a_contrast_series_do_not_pair_through_an_adc_map():
+    """A DCE pre- and post-contrast pair on a DWI grid: its log ratio follows enhancement, not
+    diffusion, so the pair is not two b-values even beside a real ADC map."""
+    from mrseq.predict import _dwi_pair
+
+    arrays = _diffusion_group()
+    rng = np.random.default_rng(1)
+    pre = rng.uniform(200, 1000, arrays[0].shape).astype(np.float32)
+    post = pre * (1 + rng.uniform(0, 2, pre.shape)).astype(np.float32)
+    assert not _dwi_pair(arrays[2].ravel(), pre, post)
+    assert not _dwi_pair(arrays[2].ravel(), post, pre)
+    assert _dwi_pair(arrays[2].ravel(), arrays[0], arrays[1])
