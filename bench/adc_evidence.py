@@ -2,8 +2,8 @@
 
 An ADC map is the fit of its own DWI images, so voxel by voxel it rises with log(S_low / S_high)
 of the low- and high-b images on its grid (`mrseq.predict.adc_correlations`). This script reads
-a cohort through the exported Predictor with the series and grid context (the ADC evidence's
-own input), computes each eligible volume's rank correlation, and fits
+a cohort through the exported Predictor with the series and grid context and the diffusion
+pairs (the ADC evidence's own input), computes each eligible volume's rank correlation, and fits
 logit P(ADC | rho) = intercept + slope * rho (scikit-learn, unregularised). The printed dict is
 what ADC_EVIDENCE holds; `base_log_odds` is the log odds of ADC among the eligible volumes,
 so the ratio the Predictor applies is odds(ADC | rho) / odds(ADC). Fit it on a cohort of its
@@ -25,7 +25,7 @@ from sklearn.linear_model import LogisticRegression
 
 from mrseq.evaluate import _context_key, _pixels, read_outputs
 from mrseq.layout import LABELLED_CSV
-from mrseq.predict import Predictor, adc_correlations, in_grid_context, in_series_context
+from mrseq.predict import Predictor, adc_correlations, in_contexts
 
 
 def correlations(predictor: Predictor, interim: Path) -> pd.DataFrame:
@@ -34,9 +34,9 @@ def correlations(predictor: Predictor, interim: Path) -> pd.DataFrame:
     rows = list(table.itertuples())
     alone, _, grids = read_outputs(predictor, interim, rows)
     series = [_context_key(r) for r in rows]
-    in_series = in_series_context(predictor.classes, alone, series)
-    probs = in_grid_context(predictor.classes, in_series, grids, series)
-    rhos = adc_correlations(probs, predictor.classes, grids, _pixels(interim, rows))
+    pixels = _pixels(interim, rows)
+    probs = in_contexts(predictor.classes, alone, series, grids, pixels)[2]  # its input
+    rhos = adc_correlations(probs, predictor.classes, grids, pixels)
     picked = sorted(rhos)
     return table.iloc[picked][["volume_id", "label", "subtype"]].assign(
         predicted=[predictor.classes[int(probs[i].argmax())] for i in picked],
