@@ -401,3 +401,15 @@ def test_two_phases_of_a_contrast_series_do_not_pair_through_an_adc_map():
     assert not _dwi_pair(arrays[2].ravel(), pre, post)
     assert not _dwi_pair(arrays[2].ravel(), post, pre)
     assert _dwi_pair(arrays[2].ravel(), arrays[0], arrays[1])
+
+
+@pytest.mark.parametrize("unit", [1e-6, 1e-5, 1e-3, 1.0])
+def test_a_dwi_pair_passes_whatever_the_storage_scale_and_the_map_s_unit(unit):
+    """Vendors store each series with its own scale (the intercept of the line) and the ADC map
+    in 1e-6, 1e-5 or 1e-3 mm2/s or in mm2/s (the decade the test guesses)."""
+    from mrseq.predict import _dwi_pair
+
+    low, high, adc_map = _diffusion_group()[:3]
+    adc_map = adc_map * 1e-6 / unit  # _diffusion_group stores it in 1e-6 mm2/s
+    assert _dwi_pair(adc_map.ravel(), low * 0.3, high * 7.0)
+    assert _dwi_pair(adc_map.ravel(), high * 7.0, low * 0.3)
