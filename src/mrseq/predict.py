@@ -208,25 +208,30 @@ def _dwi_pair(adc_map: np.ndarray, a: np.ndarray, m: np.ndarray) -> bool:
     """True where log(a / m) over a's bright tissue voxels is a line in the ADC map, as DWI_PAIR
     says, with no share of log a."""
     bright = _bright_voxels(a)
-    x = adc_map[bright].astype(float)
-    positive = x[x > 0]
-    if len(positive) < 100:
-        return False
-    x = x * 10.0 ** np.round(np.log10(UPPER_ADC / np.percentile(positive, 90)))
-    tissue = (x > TISSUE_ADC[0]) & (x < TISSUE_ADC[1])
+    adc = _tissue_adc(adc_map[bright])
+    tissue = np.isfinite(adc)
     if tissue.sum() < 100:
         return False
     y = _log_ratio(a, m, bright)[tissue]
     floor = 1e-3 * max(float(np.abs(a).max()), 1e-6)
     log_a = np.log(np.maximum(a.ravel()[bright][tissue], floor))
-    ones = np.ones(len(y))
-    both = np.linalg.lstsq(np.column_stack([ones, x[tissue] * 1e3, log_a]), y, rcond=None)[0]
-    line = np.linalg.lstsq(np.column_stack([ones, x[tissue] * 1e3]), y, rcond=None)[0]
-    residual = y - np.column_stack([ones, x[tissue] * 1e3]) @ line
+    line = np.column_stack([np.ones(len(y)), adc[tissue] * 1e3])  # ADC in 1e-3 mm2/s
+    both = np.linalg.lstsq(np.column_stack([line, log_a]), y, rcond=None)[0]
+    residual = y - line @ np.linalg.lstsq(line, y, rcond=None)[0]
     r2 = 1 - float((residual**2).sum()) / max(float(((y - y.mean()) ** 2).sum()), 1e-12)
-    gap = abs(float(both[1])) * 1e3  # s/mm2
     e = DWI_PAIR
-    return r2 >= e["r2"] and abs(float(both[2])) <= e["beta"] and gap >= e["gap"]
+    return r2 >= e["r2"] and abs(float(both[2])) <= e["beta"] and abs(both[1]) * 1e3 >= e["gap"]
+
+
+def _tissue_adc(values: np.ndarray) -> np.ndarray:
+    """ADC map values in mm2/s (the decade UPPER_ADC picks), NaN outside TISSUE_ADC; all NaN
+    where too few values are positive to tell the unit."""
+    values = values.astype(float)
+    positive = values[values > 0]
+    if len(positive) < 100:
+        return np.full(len(values), np.nan)
+    values = values * 10.0 ** np.round(np.log10(UPPER_ADC / np.percentile(positive, 90)))
+    return np.where((values > TISSUE_ADC[0]) & (values < TISSUE_ADC[1]), values, np.nan)
 
 
 def in_pair_context(classes: list[str], probs: np.ndarray, grids: list, array) -> np.ndarray:
