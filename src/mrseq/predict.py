@@ -71,6 +71,14 @@ ADC_SAMPLES = 50_000  # voxels per correlation (a fixed stride, reproducible)
 # eADC, DCE phase or anything else; the nearest, a DCE pair, had R2 0.92;
 # `reports/grid_context/dwi_pairs_probe.py`) (README, 2026-12-07, twelfth session).
 DWI_PAIR = {"r2": 0.95, "beta": 0.15, "gap": 10.0}
+# Where no member reads as ADC (the whole acquisition, map included, looked like nothing seen in
+# training), every member is tried as the map with a stricter test: on the fit cohort, of 1,318
+# such tries 65 passed with an ADC as the map and 2 with an eADC (both times two real DWI
+# images), none otherwise; at DWI_PAIR's thresholds two DCE phases passed beside their
+# subtraction (`reports/grid_context/map_search_probe.py`). Groups larger than MAP_SEARCH_MAX
+# are not searched (the tries grow as n^3; a DWI acquisition on one grid is 2-6 volumes).
+DWI_PAIR_NO_MAP = {"r2": 0.98, "beta": 0.1, "gap": 10.0}
+MAP_SEARCH_MAX = 8
 TISSUE_ADC = (0.3e-3, 2.5e-3)  # mm2/s: fat below (ADC near 0), free water at high b in noise
 # The ADC map's unit (vendors store 1e-6, 1e-5, 1e-3 mm2/s or mm2/s) is the decade that puts
 # the 90th percentile of its bright voxels here (fat can fill the lower half where a DWI's fat
@@ -193,20 +201,35 @@ def diffusion_pairs(probs: np.ndarray, classes: list[str], grids: list, array) -
     reads, out = probs.argmax(1), set()
     for members in _groups(grids):
         maps = [i for i in members if reads[i] == adc]
-        rest = [i for i in members if reads[i] != adc]
-        if not maps or len(rest) < 2:
+        if maps:
+            best = max(maps, key=lambda i: probs[i, adc])
+            tries = [(best, [i for i in members if reads[i] != adc], DWI_PAIR)]
+        elif 3 <= len(members) <= MAP_SEARCH_MAX:
+            tries = [(c, [i for i in members if i != c], DWI_PAIR_NO_MAP) for c in members]
+        else:
             continue
-        adc_map = array(max(maps, key=lambda i: probs[i, adc])).ravel()
-        for a in rest:
-            for m in rest:
-                if m != a and not {a, m} <= out and _dwi_pair(adc_map, array(a), array(m)):
-                    out |= {a, m}
+        for c, rest, test in tries:
+            out |= _pairs_through(array(c).ravel(), rest, array, test, out)
     return out
 
 
-def _dwi_pair(adc_map: np.ndarray, a: np.ndarray, m: np.ndarray) -> bool:
-    """True where log(a / m) over a's bright tissue voxels is a line in the ADC map, as DWI_PAIR
-    says, with no share of log a."""
+def _pairs_through(adc_map: np.ndarray, rest: list[int], array, test: dict, found: set) -> set:
+    """The members of `rest` that form a pair (`_dwi_pair` at `test`) through `adc_map`."""
+    out = set()
+    for a in rest:
+        for m in rest:
+            if (
+                m != a
+                and not {a, m} <= found | out
+                and _dwi_pair(adc_map, array(a), array(m), test)
+            ):
+                out |= {a, m}
+    return out
+
+
+def _dwi_pair(adc_map: np.ndarray, a: np.ndarray, m: np.ndarray, test: dict = DWI_PAIR) -> bool:
+    """True where log(a / m) over a's bright tissue voxels is a line in the ADC map, as `test`
+    (DWI_PAIR's keys) says, with no share of log a."""
     bright = _bright_voxels(a)
     adc = _tissue_adc(adc_map[bright])
     tissue = np.isfinite(adc)
@@ -219,7 +242,7 @@ def _dwi_pair(adc_map: np.ndarray, a: np.ndarray, m: np.ndarray) -> bool:
     both = np.linalg.lstsq(np.column_stack([line, log_a]), y, rcond=None)[0]
     residual = y - line @ np.linalg.lstsq(line, y, rcond=None)[0]
     r2 = 1 - float((residual**2).sum()) / max(float(((y - y.mean()) ** 2).sum()), 1e-12)
-    e = DWI_PAIR
+    e = test
     return r2 >= e["r2"] and abs(float(both[2])) <= e["beta"] and abs(both[1]) * 1e3 >= e["gap"]
 
 

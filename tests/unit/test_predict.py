@@ -381,12 +381,21 @@ def test_two_b_values_of_one_acquisition_pair_through_their_adc_map():
     np.testing.assert_allclose(out[0], [0, 0, 0.25 / 0.3, 0.05 / 0.3, 0, 0])
     np.testing.assert_array_equal(out[2:], probs[2:])
     assert pair_note(CLASSES, probs[0], out[0]) and pair_note(CLASSES, probs[3], out[3]) == []
-    # without a volume read as ADC, or on different grids, nothing pairs
+    # with no volume read as ADC every member is tried as the map (stricter): the same pair
     no_map = probs.copy()
     no_map[2] = [0.0, 0.0, 0.0, 0.1, 0.1, 0.8]
-    assert diffusion_pairs(no_map, CLASSES, ["g"] * 5, lambda i: arrays[i]) == set()
+    assert diffusion_pairs(no_map, CLASSES, ["g"] * 5, lambda i: arrays[i]) == {0, 1}
+    # the map on another grid: nothing pairs
     grids = ["a", "b", "a", "b", "a"]
     assert diffusion_pairs(probs, CLASSES, grids, lambda i: arrays[i]) == set()
+
+
+def test_with_no_map_on_the_grid_nothing_pairs():
+    arrays = _diffusion_group()
+    probs = _acquisition_read_other()
+    keep = [0, 1, 3, 4]  # b=50, b=1000, the eADC and the unrelated image: the ADC map is absent
+    found = diffusion_pairs(probs[keep], CLASSES, ["g"] * 4, lambda i: arrays[keep[i]])
+    assert found <= {0, 1}  # an eADC may stand in as the map; it is never paired itself
 
 
 def test_two_phases_of_a_contrast_series_do_not_pair_through_an_adc_map():
