@@ -6,7 +6,8 @@ log(S_a / S_m) a line in c, as `mrseq.predict._dwi_pair` tests it with c as the 
 the passing triples by the true kinds of c, a and m. On the seed 9100 cohort
 (`map_search_seed9100.txt`): ADC c with two DWI 76, eADC c with two DWI 12 (the pair is still
 two DWI; the map is not ADC), and 5 false pairs: a subtraction c with two DCE phases 2, a DWI
-c 3. So the net-free search needs a guard against DCE groups before it can be a rule.
+c 3. At DWI_PAIR_NO_MAP's stricter thresholds (adopted for groups with no map reading):
+ADC c 65, eADC c 2, nothing else.
 
 Usage: PYTHONPATH=src:reports/grid_context python reports/grid_context/map_search_probe.py \
     PREDICTIONS.csv INTERIM OUT.csv
@@ -20,7 +21,7 @@ from dwi_pairs_probe import fit, kind
 
 from mrseq.evaluate import _grid_key, _pixels
 from mrseq.ingest import load_saved_volume
-from mrseq.predict import DWI_PAIR, _groups
+from mrseq.predict import DWI_PAIR, DWI_PAIR_NO_MAP, _groups
 
 
 def main() -> None:
@@ -41,11 +42,13 @@ def main() -> None:
                         out.append(dict(c=kind(d, c), a=kind(d, a), m=kind(d, m), **stats))
     o = pd.DataFrame(out)
     o.to_csv(sys.argv[3], index=False)
-    e = DWI_PAIR
-    ok = (o.r2_adc >= e["r2"]) & (o.beta.abs() <= e["beta"]) & (o.gap.abs() >= e["gap"])
-    short = o[ok][["c", "a", "m"]].apply(lambda col: col.str.replace("DWI_.*", "DWI", regex=True))
-    print(f"{len(o)} triples, {int(ok.sum())} pass")
-    print(short.value_counts().to_string())
+    for name, e in (("DWI_PAIR", DWI_PAIR), ("DWI_PAIR_NO_MAP", DWI_PAIR_NO_MAP)):
+        ok = (o.r2_adc >= e["r2"]) & (o.beta.abs() <= e["beta"]) & (o.gap.abs() >= e["gap"])
+        short = o[ok][["c", "a", "m"]].apply(
+            lambda col: col.str.replace("DWI_.*", "DWI", regex=True)
+        )
+        print(f"{name}: {len(o)} triples, {int(ok.sum())} pass")
+        print(short.value_counts().to_string())
 
 
 if __name__ == "__main__":
