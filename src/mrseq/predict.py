@@ -217,12 +217,9 @@ def _pairs_through(adc_map: np.ndarray, rest: list[int], array, test: dict, foun
     """The members of `rest` that form a pair (`_dwi_pair` at `test`) through `adc_map`."""
     out = set()
     for a in rest:
+        design = _pair_design(adc_map, array(a))  # once per a, whatever m it is tried with
         for m in rest:
-            if (
-                m != a
-                and not {a, m} <= found | out
-                and _dwi_pair(adc_map, array(a), array(m), test)
-            ):
+            if m != a and not {a, m} <= found | out and _is_pair(design, array(m), test):
                 out |= {a, m}
     return out
 
@@ -230,16 +227,29 @@ def _pairs_through(adc_map: np.ndarray, rest: list[int], array, test: dict, foun
 def _dwi_pair(adc_map: np.ndarray, a: np.ndarray, m: np.ndarray, test: dict = DWI_PAIR) -> bool:
     """True where log(a / m) over a's bright tissue voxels is a line in the ADC map, as `test`
     (DWI_PAIR's keys) says, with no share of log a."""
+    return _is_pair(_pair_design(adc_map, a), m, test)
+
+
+def _pair_design(adc_map: np.ndarray, a: np.ndarray):
+    """(a, its bright voxels, which of them are tissue, [1, ADC] and [1, ADC, log a] there) for
+    `_is_pair`; None with too few tissue voxels."""
     bright = _bright_voxels(a)
     adc = _tissue_adc(adc_map[bright])
     tissue = np.isfinite(adc)
     if tissue.sum() < 100:
-        return False
-    y = _log_ratio(a, m, bright)[tissue]
+        return None
     floor = 1e-3 * max(float(np.abs(a).max()), 1e-6)
     log_a = np.log(np.maximum(a.ravel()[bright][tissue], floor))
-    line = np.column_stack([np.ones(len(y)), adc[tissue] * 1e3])  # ADC in 1e-3 mm2/s
-    both = np.linalg.lstsq(np.column_stack([line, log_a]), y, rcond=None)[0]
+    line = np.column_stack([np.ones(int(tissue.sum())), adc[tissue] * 1e3])  # 1e-3 mm2/s
+    return a, bright, tissue, line, np.column_stack([line, log_a])
+
+
+def _is_pair(design, m: np.ndarray, test: dict) -> bool:
+    if design is None:
+        return False
+    a, bright, tissue, line, both_design = design
+    y = _log_ratio(a, m, bright)[tissue]
+    both = np.linalg.lstsq(both_design, y, rcond=None)[0]
     residual = y - line @ np.linalg.lstsq(line, y, rcond=None)[0]
     r2 = 1 - float((residual**2).sum()) / max(float(((y - y.mean()) ** 2).sum()), 1e-12)
     e = test
@@ -321,54 +331,56 @@ def volume_grid_key(volume: Volume | None):
     return grid_key(volume.group.first.get("StudyInstanceUID"), volume.array.shape, volume.affine)
 
 
-def _answers(classes: list[str], before: np.ndarray, after: np.ndarray) -> tuple[str, str]:
-    return classes[int(np.argmax(before))], classes[int(np.argmax(after))]
+def _note(classes: list[str], before: np.ndarray, after: np.ndarray, template: str) -> list[str]:
+    """[template with {was} and {now} filled] when a context step changed the answer, else []."""
+    was, now = classes[int(np.argmax(before))], classes[int(np.argmax(after))]
+    return [] if was == now else [template.format(was=was, now=now)]
 
 
 def grid_note(classes: list[str], before: np.ndarray, after: np.ndarray) -> list[str]:
     """The warning a record carries when the grid context changed its answer."""
-    was, now = _answers(classes, before, after)
-    if was == now:
-        return []
-    return [
-        f"another series of its study lies on exactly its grid and reads as diffusion, so T2 or "
-        f"not is decided with it: {now}, where its series alone said {was}"
-    ]
+    return _note(
+        classes,
+        before,
+        after,
+        "another series of its study lies on exactly its grid and reads as diffusion, so T2 or "
+        "not is decided with it: {now}, where its series alone said {was}",
+    )
 
 
 def adc_note(classes: list[str], before: np.ndarray, after: np.ndarray) -> list[str]:
     """The warning a record carries when the ADC evidence changed its answer."""
-    was, now = _answers(classes, before, after)
-    if was == now:
-        return []
-    verb = "rise" if now == "ADC" else "do not rise"
-    return [
-        f"on its grid lie a low-b and a high-b image, and its pixels {verb} with their log "
-        f"ratio as an ADC map's must: {now}, where it read {was}"
-    ]
+    verb = "rise" if classes[int(np.argmax(after))] == "ADC" else "do not rise"
+    return _note(
+        classes,
+        before,
+        after,
+        f"on its grid lie a low-b and a high-b image, and its pixels {verb} with their log ratio "
+        "as an ADC map's must: {now}, where it read {was}",
+    )
 
 
 def pair_note(classes: list[str], before: np.ndarray, after: np.ndarray) -> list[str]:
     """The warning a record carries when the diffusion pairs changed its answer."""
-    was, now = _answers(classes, before, after)
-    if was == now:
-        return []
-    return [
-        f"on its grid lie an ADC map and another image whose log ratio with it is a line in "
-        f"that map, as for two b-values of one DWI acquisition: {now}, where it read {was}"
-    ]
+    return _note(
+        classes,
+        before,
+        after,
+        "on its grid lie an ADC map and another image whose log ratio with it is a line in that "
+        "map, as for two b-values of one DWI acquisition: {now}, where it read {was}",
+    )
 
 
 def context_note(classes: list[str], alone: np.ndarray, together: np.ndarray) -> list[str]:
     """The warning a record carries when the series context changed its answer."""
-    before, after = _answers(classes, alone, together)
-    if before == after:
-        return []
-    return [
-        f"its series holds other volumes of the same slab (b-values, phases or repeats), so it "
-        f"is not {'/'.join(ONE_PER_SERIES)} and is read with them: {after}, where the volume "
-        f"alone said {before}"
-    ]
+    return _note(
+        classes,
+        alone,
+        together,
+        "its series holds other volumes of the same slab (b-values, phases or repeats), so it is "
+        f"not {'/'.join(ONE_PER_SERIES)} and is read with them: {{now}}, where the volume alone "
+        "said {was}",
+    )
 
 
 @dataclass
