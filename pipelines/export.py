@@ -66,8 +66,10 @@ def split_parts(index, folder: Path, ids, synthetic: str | None, train_cfg: dict
 def distance_gate(net, train_parts, val_features, val_labels, rate: float) -> dict | None:
     """Class centres and covariance from the training volumes' features; the threshold from
     validation (features the fit never saw), like the confidence threshold."""
+    if rate <= 0:  # no gate: skip the forward pass over every training volume
+        return None
     _, features, labels = forward_parts(net, train_parts)
-    if not len(labels) or rate <= 0:
+    if not len(labels):
         return None
     means, precision = fit_feature_gaussians(features.numpy(), labels.numpy())
     gate = {"means": means, "precision": precision, "fitted_on": len(labels)}

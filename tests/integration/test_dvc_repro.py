@@ -24,6 +24,7 @@ MINI = {
     "model": {"widths": [4, 8, 8, 16]},
     "train": {"epochs": 2, "batch_size": 8, "wandb": False, "progress_bar": False},
     "evaluate": {"bootstrap": 20},
+    "other": {"distance_rejection": 0.005},  # the gate is off by default; keep its path tested
     "benchmark": {"patients": 3, "workers": 2},
     "synthesize": {"patients": 3, "workers": 2},
     "tune": {
